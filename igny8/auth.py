@@ -1,0 +1,111 @@
+"""Who is calling: session login (Flask-Login), Bearer API tokens, CSRF, account scoping.
+
+A request with an ``Authorization: Bearer`` header is authenticated by that token alone and is
+exempt from CSRF (a browser never adds that header on its own, so cross-site forgery cannot use it).
+Every other state-changing request must carry the CSRF token, as a form field or ``X-CSRFToken``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from flask import Flask, abort, g, jsonify, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import csrf, db, login_manager
+from .models import Account, User, utcnow
+
+TOKEN_PREFIX = "igny8_"
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)  # scrypt, werkzeug's default
+
+
+def check_password(user: User, password: str) -> bool:
+    return check_password_hash(user.password_hash, password)
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_api_token(user: User) -> str:
+    """Create a new token for ``user`` (replacing any old one); the caller commits.
+    Returns the plain token, which is never stored and can only be shown this once."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user.api_token_hash = _token_digest(token)
+    user.api_token_hint = token[-4:]
+    user.api_token_created_at = utcnow()
+    return token
+
+
+def revoke_api_token(user: User) -> None:
+    user.api_token_hash = None
+    user.api_token_hint = None
+    user.api_token_created_at = None
+
+
+def create_user(email: str, password: str, *, account: Account, is_admin: bool = False) -> User:
+    user = User(email=email.strip().lower(), password_hash=hash_password(password),
+                account=account, is_admin=is_admin)
+    db.session.add(user)
+    return user
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).filter_by(email=email.strip().lower()))
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def user_for_token(token: str) -> User | None:
+    return db.session.scalar(select(User).filter_by(api_token_hash=_token_digest(token)))
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():  # noqa: ANN202
+    if request.path.startswith("/api/"):
+        return jsonify(success=False, error="Authentication required: log in or send a valid Bearer token."), 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def current_account_id() -> int:
+    """The caller's account; every query of customer data filters on it."""
+    if not current_user.is_authenticated:
+        abort(401)
+    return current_user.account_id
+
+
+def register_auth(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    csrf.init_app(app)
+
+    @app.before_request
+    def _bearer_or_csrf():  # noqa: ANN202
+        token = bearer_token()
+        if token is None:
+            if request.blueprint != "rq_dashboard":  # guarded by Origin checks in dashboard.py
+                csrf.protect()
+            return None
+        # The token decides alone: a cookie session sent alongside is ignored, so a request is
+        # either token-authenticated (no CSRF possible) or cookie-authenticated (CSRF checked).
+        user = user_for_token(token)
+        if user is None:
+            return jsonify(success=False, error="Invalid or revoked API token."), 401
+        g._login_user = user  # Flask-Login's per-request slot for current_user
+        return None

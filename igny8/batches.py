@@ -1,0 +1,108 @@
+"""Create, enqueue and cancel batches (one GenerationTask + one RQ job each)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import current_app
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from .extensions import db
+from .generation import MAX_ATTEMPTS
+from .jobs import process_image_generation_queue
+from .logs import event
+from .models import GenerationTask, Image, utcnow
+from .queueing import QUEUE_NAME, QueueError, claim, holding_task, queue_item, select_images
+from .redis_client import get_rq_redis
+from .settings import image_generation_config
+from .task_state import items_from_db, progress_store, result_body, summary_from_task
+
+
+def job_timeout(images: int, concurrency: int) -> int:
+    """Worst case of the batch: every image using all its attempts, plus storage and slack."""
+    per_image = current_app.config["PROVIDER_TIMEOUT"] * MAX_ATTEMPTS + 90
+    return int(120 + per_image * -(-images // max(concurrency, 1)))
+
+
+def queue_batch(account_id: int, body: Any) -> tuple[GenerationTask, list[dict[str, Any]], bool]:
+    """Claim the requested images for a new task and enqueue its job.
+
+    Returns (task, queue items, existing): ``existing`` is True when every image was already held
+    by a running task, which is then the answer (a double click never queues anything twice).
+    """
+    settings = image_generation_config(account_id)
+    images, content = select_images(account_id, body, settings["max_in_article_images"])
+    task_id = uuid.uuid4().hex
+    claimed = claim(images, task_id)
+    if not claimed:
+        db.session.rollback()
+        running = holding_task(account_id, images, content)
+        if running is None:
+            raise QueueError(409, "Nothing to generate: no pending image with a prompt"
+                             + (" in this article." if content else "."))
+        return running, items_from_db(running), True
+    contents = {img.content_id for img in claimed}
+    task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
+                          content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed))
+    db.session.add(task)
+    db.session.commit()
+    items = [queue_item(img, i, img.content.title) for i, img in enumerate(claimed, start=1)]
+    for item in items:
+        item.update(status="pending", progress=0, image_url=None, error=None, phase="queued")
+    progress_store().init_task(task.id, summary_from_task(task), items)
+    _enqueue(task, settings)
+    event("task_queued", account=account_id, task=task.id, content=task.content_id, images=task.total)
+    return task, items, False
+
+
+def _enqueue(task: GenerationTask, settings: dict[str, Any]) -> None:
+    title = task.content.title if task.content else "several articles"
+    try:
+        Queue(QUEUE_NAME, connection=get_rq_redis()).enqueue(
+            process_image_generation_queue, task.id, job_id=task.id,
+            job_timeout=job_timeout(task.total, settings["concurrency"]),
+            description=f"Generate {task.total} image{'s' if task.total != 1 else ''} for “{title}”",
+            result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
+            meta={"account_id": task.account_id, "content_id": task.content_id, "content_title": title,
+                  "progress": {"state": "PENDING", "total_images": task.total, "completed": 0, "failed": 0}},
+        )
+    except RedisError as exc:
+        release_task(task, state="FAILURE", error="The job queue is unavailable; try again in a minute.")
+        raise QueueError(503, "The job queue (Redis) is unavailable; nothing was queued. "
+                              "Try again in a minute.") from exc
+
+
+def release_task(task: GenerationTask, *, state: str, error: str | None = None, cancelled: bool = False) -> None:
+    """End a task that never ran: its queued images go back to pending."""
+    db.session.execute(db.update(Image).where(Image.task_id == task.id, Image.status == "queued")
+                       .values(status="pending", task_id=None))
+    task.state, task.error, task.cancelled, task.finished_at = state, error, cancelled, utcnow()
+    db.session.commit()
+    summary, items = summary_from_task(task), items_from_db(task)
+    try:
+        progress_store().finish_task(task.id, summary, result_body(summary, items))
+    except RedisError:
+        pass
+
+
+def cancel_batch(task: GenerationTask) -> None:
+    """Stop after the image in flight; images not started go back to ``pending``."""
+    if not task.running:
+        raise QueueError(409, f"This batch has already finished ({task.state}).")
+    task.cancelled = True
+    db.session.commit()
+    try:
+        progress_store().request_cancel(task.id)
+    except RedisError:
+        pass  # the job also reads the database flag
+    if task.state == "PENDING":  # not started: nothing is in flight, end it now
+        try:
+            Job.fetch(task.id, connection=get_rq_redis()).cancel()
+        except (NoSuchJobError, RedisError):
+            pass
+        release_task(task, state="SUCCESS", cancelled=True)
+    event("task_cancel_requested", account=task.account_id, task=task.id)

@@ -1,0 +1,151 @@
+"""``flask images generate|watch``, ``flask tasks reconcile``, ``flask settings show``: the
+operator's terminal view, fed by the same event stream as the browser."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from .batches import queue_batch
+from .extensions import db
+from .models import Account, Content, GenerationTask
+from .queueing import QueueError
+from .reconcile import reconcile
+from .settings import CREDENTIAL_TYPES, credentials_public, image_generation_config
+from .streams import task_events
+
+BAR_WIDTH = 24
+
+
+class TerminalBars:
+    """One line per image; redrawn in place on a terminal, appended otherwise (logs, pipes)."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty()
+        self.items: dict[int, dict[str, Any]] = {}
+        self.drawn = 0
+
+    def update(self, item: dict[str, Any]) -> None:
+        old = self.items.get(item["image_id"])
+        self.items[item["image_id"]] = item
+        if self.tty:
+            self.redraw()
+        elif old is None or (old["status"], old.get("progress")) != (item["status"], item.get("progress")):
+            click.echo(self.line(item), file=self.out)  # click drops the colours on a pipe
+        self.out.flush()
+
+    def redraw(self) -> None:
+        if self.drawn:
+            self.out.write(f"\x1b[{self.drawn}F")
+        lines = [self.line(item) for item in sorted(self.items.values(), key=lambda i: i["index"])]
+        click.echo("".join(f"\x1b[2K{line}\n" for line in lines), file=self.out, nl=False)
+        self.drawn = len(lines)
+
+    @staticmethod
+    def line(item: dict[str, Any]) -> str:
+        percent = 100 if item["status"] == "completed" else int(item.get("progress") or 0)
+        filled = BAR_WIDTH * percent // 100
+        colour = {"completed": "green", "failed": "red", "processing": "cyan"}.get(item["status"])
+        bar = click.style("█" * filled + "░" * (BAR_WIDTH - filled), fg=colour)
+        tail = item.get("error") or item.get("image_url") or ""
+        return f"#{item['index']:<2} {item['label']:<20} {bar} {percent:3d}% {item['status']:<10} {tail}"
+
+
+def watch(account_id: int, task_id: str) -> dict[str, Any]:
+    """Draw the bars until the task is done; returns the final result."""
+    bars = TerminalBars()
+    for _event_id, event, payload in task_events(account_id, task_id):
+        if event == "snapshot":
+            for item in payload["meta"]["queue"]:
+                bars.update(item)
+        elif event == "image":
+            bars.update(payload)
+        elif event == "lost":
+            raise click.ClickException("Lost the connection to Redis; run `flask images watch` again.")
+        elif event == "done":
+            return payload
+    raise click.ClickException(f"Task {task_id} not found.")
+
+
+def _finish(result: dict[str, Any]) -> None:
+    duration = f" in {result['duration_seconds']:.1f} s" if result.get("duration_seconds") else ""
+    click.echo(f"{result['state']}: {result['completed']} generated, {result['failed']} failed{duration}, "
+               f"cost ${result.get('cost') or 0:.4f}" + (f" — {result['error']}" if result.get("error") else ""))
+    if result["failed"] or result["state"] != "SUCCESS":
+        sys.exit(1)
+
+
+@click.group("images", help="Generate images and watch batches.")
+def images_group() -> None:
+    pass
+
+
+@images_group.command("generate")
+@click.option("--content", "content_id", type=int, required=True, help="Article id (its queue rule applies).")
+@click.option("--no-wait", is_flag=True, help="Queue and print the task id without watching.")
+@with_appcontext
+def generate_command(content_id: int, no_wait: bool) -> None:
+    """Queue the article's pending images and show a live bar per image (exit 1 if any failed)."""
+    content = db.session.get(Content, content_id)
+    if content is None:
+        raise click.ClickException(f"No article with id {content_id}.")
+    try:
+        task, items, existing = queue_batch(content.account_id, {"content_id": content_id})
+    except QueueError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{'Already running' if existing else 'Queued'}: task {task.id}, {len(items)} image(s) "
+               f"for “{content.title}”")
+    if not no_wait:
+        _finish(watch(content.account_id, task.id))
+
+
+@images_group.command("watch")
+@click.argument("task_id")
+@with_appcontext
+def watch_command(task_id: str) -> None:
+    """Follow a batch until it ends (exit 1 if any image failed)."""
+    task = db.session.get(GenerationTask, task_id)
+    if task is None:
+        raise click.ClickException(f"No task {task_id}.")
+    _finish(watch(task.account_id, task.id))
+
+
+@click.group("tasks", help="Batches: maintenance.")
+def tasks_group() -> None:
+    pass
+
+
+@tasks_group.command("reconcile")
+@with_appcontext
+def reconcile_command() -> None:
+    """Fail the images of batches whose worker died, so they can be queued again."""
+    failed = reconcile()
+    click.echo(f"Reconciled {len(failed)} stuck task(s)" + (f": {', '.join(failed)}" if failed else "."))
+
+
+@click.group("settings", help="Integration settings (keys are never printed).")
+def settings_group() -> None:
+    pass
+
+
+@settings_group.command("show")
+@click.option("--account", "account_id", type=int, default=None, help="Only this account id.")
+@with_appcontext
+def show_command(account_id: int | None) -> None:
+    """Image generation settings and provider credentials (configured or not, masked hint)."""
+    query = select(Account).order_by(Account.id)
+    if account_id is not None:
+        query = query.filter_by(id=account_id)
+    for account in db.session.scalars(query):
+        click.echo(f"Account {account.id} “{account.name}”")
+        for key, value in image_generation_config(account.id).items():
+            click.echo(f"  {key:<22} {value}")
+        for provider in CREDENTIAL_TYPES:
+            cred = credentials_public(account.id, provider)
+            state = f"key {cred['key_hint']}" if cred["configured"] else "no key"
+            click.echo(f"  {provider:<22} {state}, model {cred['model']}")

@@ -1,0 +1,74 @@
+"""Settings from the environment, with documented defaults.
+
+Every value can be overridden by an environment variable of the same name, so the same code runs
+on the embedded defaults (SQLite under ``instance/``, a private Redis) and in production
+(PostgreSQL, a shared Redis, a real provider).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE / 'igny8.db'}")
+    # Plain "postgresql://" would pick psycopg2, which we do not ship; psycopg 3 is pinned.
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+    return url
+
+
+class Config:
+    """Defaults for a local install; read once, when the class body runs in ``from_env``."""
+
+    SECRET_KEY: str = "dev-secret-change-me"
+    SQLALCHEMY_DATABASE_URI: str = ""
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    MEDIA_ROOT: str = str(INSTANCE / "media")
+    OPENAI_BASE_URL: str | None = None
+    RUNWARE_BASE_URL: str | None = None
+    # Seconds the offline placeholder renderer waits per image so demo progress is visible.
+    LOCAL_PROVIDER_LATENCY: float = 1.0
+    # Seconds one provider call may take before it counts as a timeout.
+    PROVIDER_TIMEOUT: float = 120.0
+    # Redis keys of a finished task live this long; the database keeps the outcome after.
+    PROGRESS_TTL: int = 24 * 3600
+    # A running task whose heartbeat is older than this is considered dead (worker killed).
+    HEARTBEAT_STALE_SECONDS: int = 30
+    RECONCILE_INTERVAL: int = 15
+    IMAGES_PER_PAGE: int = 20
+    SESSION_COOKIE_HTTPONLY: bool = True
+    SESSION_COOKIE_SAMESITE: str = "Lax"
+    SESSION_COOKIE_SECURE: bool = False
+    WTF_CSRF_CHECK_DEFAULT: bool = False  # checked in a before_request hook, skipped for Bearer auth
+    WTF_CSRF_TIME_LIMIT: int | None = None
+    MAX_CONTENT_LENGTH: int = 1024 * 1024
+    TESTING: bool = False
+
+    @classmethod
+    def from_env(cls) -> dict:
+        """Return the configuration as a dict, environment first, class defaults second."""
+        config = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+        config["SQLALCHEMY_DATABASE_URI"] = _database_url()
+        for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL"):
+            if os.environ.get(name):
+                config[name] = os.environ[name]
+        for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT"):
+            if os.environ.get(name):
+                config[name] = float(os.environ[name])
+        config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)
+        return config

@@ -1,0 +1,182 @@
+"""Articles and their image prompts: validation, create/update, account-scoped lookups."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import abort
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from .extensions import db
+from .models import IMAGE_STATUSES, Content, GenerationTask, Image
+
+MAX_TITLE = 300
+MAX_HTML = 200_000
+MAX_PROMPT = 4000
+MAX_IN_ARTICLE_PROMPTS = 20
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class ContentError(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def _text(value: Any, field: str, limit: int, errors: dict[str, str], *, required: bool = False) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        errors[field] = "Must be text."
+        return ""
+    value = value.strip()
+    if required and not value:
+        errors[field] = "Required."
+    elif len(value) > limit:
+        errors[field] = f"At most {limit} characters (got {len(value)})."
+    elif _CONTROL.search(value):
+        errors[field] = "Contains control characters."
+    return value
+
+
+def validate_article(data: Any) -> dict[str, Any]:
+    """Return clean fields or raise ContentError with per-field messages."""
+    if not isinstance(data, dict):
+        raise ContentError({"body": "Send a JSON object with title, html, featured_prompt, in_article_prompts."})
+    errors: dict[str, str] = {}
+    clean = {
+        "title": _text(data.get("title"), "title", MAX_TITLE, errors, required=True),
+        "html": _text(data.get("html"), "html", MAX_HTML, errors),
+        "featured_prompt": _text(data.get("featured_prompt"), "featured_prompt", MAX_PROMPT, errors),
+    }
+    prompts = data.get("in_article_prompts") or []
+    if not isinstance(prompts, list) or len(prompts) > MAX_IN_ARTICLE_PROMPTS:
+        errors["in_article_prompts"] = f"A list of at most {MAX_IN_ARTICLE_PROMPTS} prompts."
+        prompts = []
+    clean["in_article_prompts"] = [
+        _text(p, f"in_article_prompts[{i}]", MAX_PROMPT, errors) for i, p in enumerate(prompts)
+    ]
+    unknown = set(data) - {"title", "html", "featured_prompt", "in_article_prompts", "status"}
+    errors.update({k: "Unknown field." for k in sorted(unknown)})
+    if errors:
+        raise ContentError(errors)
+    return clean
+
+
+def create_article(account_id: int, clean: dict[str, Any]) -> Content:
+    """Add the article and its image rows (in-article positions start at 1); caller commits."""
+    content = Content(account_id=account_id, title=clean["title"], html=clean["html"])
+    if clean["featured_prompt"]:
+        content.images.append(Image(account_id=account_id, type="featured", position=0,
+                                    prompt=clean["featured_prompt"]))
+    for position, prompt in enumerate(clean["in_article_prompts"], start=1):
+        if prompt:
+            content.images.append(Image(account_id=account_id, type="in_article", position=position,
+                                        prompt=prompt))
+    db.session.add(content)
+    db.session.flush()
+    return content
+
+
+def update_article(content: Content, clean: dict[str, Any]) -> None:
+    """Apply edited fields and prompts. Prompts of images being generated are left alone;
+    a changed prompt of a finished image makes it pending again (the old file no longer fits)."""
+    content.title, content.html = clean["title"], clean["html"]
+    wanted = {("featured", 0): clean["featured_prompt"]}
+    wanted.update({("in_article", i): p for i, p in enumerate(clean["in_article_prompts"], start=1)})
+    existing = {(img.type, img.position): img for img in content.images}
+    for key, prompt in wanted.items():
+        image = existing.get(key)
+        if image is None:
+            if prompt:
+                content.images.append(Image(account_id=content.account_id, type=key[0],
+                                            position=key[1], prompt=prompt))
+        elif image.status not in ("queued", "processing") and image.prompt != prompt:
+            image.prompt = prompt
+            if image.status != "pending":
+                image.status, image.error = "pending", None
+    for key, image in existing.items():
+        if key not in wanted and image.status not in ("queued", "processing"):
+            content.images.remove(image)
+
+
+def article_dict(content: Content) -> dict[str, Any]:
+    return {
+        "id": content.id,
+        "title": content.title,
+        "status": content.status,
+        "images": [img.to_dict() for img in content.images],
+    }
+
+
+def get_content(account_id: int, content_id: int) -> Content:
+    """The caller's article, or 404 (also for another account's id: nothing is revealed)."""
+    content = db.session.scalar(select(Content).filter_by(id=content_id, account_id=account_id))
+    if content is None:
+        abort(404, description=f"No article with id {content_id}.")
+    return content
+
+
+def list_content(account_id: int) -> list[Content]:
+    return list(db.session.scalars(
+        select(Content).filter_by(account_id=account_id).options(selectinload(Content.images))
+        .order_by(Content.id.desc())
+    ))
+
+
+def list_images(account_id: int, *, content_id: int | None = None, status: str | None = None) -> list[Image]:
+    query = select(Image).filter_by(account_id=account_id).order_by(Image.content_id, Image.type, Image.position)
+    if content_id is not None:
+        query = query.filter_by(content_id=content_id)
+    if status is not None:
+        query = query.filter_by(status=status)
+    return list(db.session.scalars(query))
+
+
+def page_of_articles(account_id: int, *, search: str = "", status: str = "", page: int = 1,
+                     per_page: int = 20) -> tuple[list[Content], int]:
+    """One page of articles for the Images page, with images loaded in one extra query."""
+    query = select(Content).filter_by(account_id=account_id)
+    if search:
+        query = query.where(Content.title.icontains(search, autoescape=True))
+    if status in IMAGE_STATUSES:
+        query = query.where(Content.id.in_(
+            select(Image.content_id).filter_by(account_id=account_id, status=status)))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.session.scalars(
+        query.options(selectinload(Content.images)).order_by(Content.id.desc())
+        .limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return list(rows), total
+
+
+def running_tasks(account_id: int, articles: list[Content]) -> dict[int, str]:
+    """{content_id: task_id} of the running batches of these articles (one query)."""
+    ids = [a.id for a in articles]
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(GenerationTask.content_id, GenerationTask.id)
+        .where(GenerationTask.account_id == account_id, GenerationTask.content_id.in_(ids),
+               GenerationTask.state.in_(("PENDING", "PROGRESS")))
+        .order_by(GenerationTask.created_at)
+    ).all()
+    return {content_id: task_id for content_id, task_id in rows}
+
+
+def account_totals(account_id: int) -> dict[str, float | int]:
+    """Images generated and failed, and the provider cost recorded, for the whole account."""
+    row = db.session.execute(
+        select(func.count().filter(Image.status == "generated"), func.count().filter(Image.status == "failed"),
+               func.coalesce(func.sum(Image.cost), 0.0)).where(Image.account_id == account_id)
+    ).one()
+    return {"generated": row[0], "failed": row[1], "cost": float(row[2])}
+
+
+def recent_tasks(account_id: int, limit: int = 5) -> list[GenerationTask]:
+    return list(db.session.scalars(
+        select(GenerationTask).filter_by(account_id=account_id).options(selectinload(GenerationTask.content))
+        .order_by(GenerationTask.created_at.desc()).limit(limit)
+    ))

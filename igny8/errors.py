@@ -1,0 +1,42 @@
+"""One JSON error shape for the API, friendly pages for browsers."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .content import ContentError
+from .settings import SettingsError
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def api_error(status: int, error: str, errors: dict[str, str] | None = None):  # noqa: ANN201
+    body = {"success": False, "error": error}
+    if errors:
+        body["errors"] = errors
+    return jsonify(body), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError):  # noqa: ANN202
+        message = "The form expired or the CSRF token is missing; reload the page and try again."
+        if wants_json():
+            return api_error(400, message)
+        return render_template("error.html", code=400, message=message), 400
+
+    @app.errorhandler(SettingsError)
+    @app.errorhandler(ContentError)
+    def _invalid(exc: SettingsError | ContentError):  # noqa: ANN202
+        return api_error(400, "Some fields are not valid.", exc.errors)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):  # noqa: ANN202
+        message = exc.description or exc.name
+        if wants_json():
+            return api_error(exc.code or 500, message)
+        return render_template("error.html", code=exc.code, message=message), exc.code or 500

@@ -1,0 +1,179 @@
+"""One Redis listener per process, fanning task events out to every stream in that process.
+
+Each SSE client used to block on its own XREAD, holding a Redis connection for its whole life
+(redis-py's pool stops at 100, and a disconnected client kept its connection until the next
+keepalive). Here one thread (a greenlet under gevent) blocks on XREAD over the streams of every
+task watched in this process, plus a private wake-up stream so a new subscription is picked up
+at once. Subscribers hold only a queue: the number of Redis connections is constant.
+
+No event is lost or duplicated: the hub keeps one cursor per task and advances it only while
+holding its lock, and a subscriber that joins with an older id is caught up (XRANGE up to that
+cursor) under the same lock before it receives live events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from .progress import events_key
+
+log = logging.getLogger(__name__)
+Event = tuple[str, str, dict[str, Any]]  # (id, event name, payload)
+LOST = ("", "lost", {})  # Redis went away: the stream must end so the client reconnects
+
+
+def _exclusive(event_id: str) -> str:
+    return "(" + event_id
+
+
+class Subscriber:
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.queue: queue.Queue[list[Event]] = queue.Queue()
+
+    def get(self, timeout: float) -> list[Event] | None:
+        """The next batch of events, or None after ``timeout`` seconds without any."""
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class StreamHub:
+    def __init__(self, redis_url: str, block_ms: int = 5000) -> None:
+        self.redis = Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=5,
+                                    socket_timeout=(block_ms / 1000) + 10, health_check_interval=30)
+        self.block_ms = block_ms
+        self.wake_key = f"igny8:hub:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lock = threading.Lock()
+        self.subscribers: dict[str, set[Subscriber]] = defaultdict(set)
+        self.cursors: dict[str, str] = {}
+        self.wake_cursor = "0-0"
+        self.thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ subscribers
+
+    def subscribe(self, task_id: str, after_id: str) -> Subscriber:
+        """Events of ``task_id`` after ``after_id`` (exclusive), live from now on."""
+        sub = Subscriber(task_id)
+        with self.lock:
+            cursor = self.cursors.get(task_id)
+            if cursor is None:
+                self.cursors[task_id] = after_id
+            elif _id_lt(after_id, cursor):
+                missed = self.redis.xrange(events_key(task_id), _exclusive(after_id), cursor)
+                if missed:
+                    sub.queue.put([_event(entry_id, fields) for entry_id, fields in missed])
+            elif _id_lt(cursor, after_id):
+                # The subscriber's snapshot is newer than what the hub has read: skip what it has seen.
+                sub.skip_until = after_id  # type: ignore[attr-defined]
+            self.subscribers[task_id].add(sub)
+            self._ensure_running()
+        self._wake()
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self.lock:
+            subs = self.subscribers.get(sub.task_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self.subscribers[sub.task_id]
+                    self.cursors.pop(sub.task_id, None)
+
+    def watching(self) -> int:
+        with self.lock:
+            return sum(len(s) for s in self.subscribers.values())
+
+    # ------------------------------------------------------------ the listener
+
+    def _ensure_running(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._run, name="igny8-stream-hub", daemon=True)
+            self.thread.start()
+
+    def _wake(self) -> None:
+        try:
+            self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=10, approximate=False)
+            self.redis.expire(self.wake_key, 3600)
+        except RedisError:
+            pass
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                if not self.subscribers:
+                    self.thread = None
+                    return
+                streams = {events_key(t): c for t, c in self.cursors.items()}
+            streams[self.wake_key] = self.wake_cursor
+            try:
+                answer = self.redis.xread(streams, block=self.block_ms, count=1000)
+            except RedisError as exc:
+                log.warning("stream hub lost Redis: %s", exc)
+                self._fail_all()
+                threading.Event().wait(0.5)
+                continue
+            self._dispatch(answer or [])
+
+    def _dispatch(self, answer: list) -> None:
+        prefix_len = len("igny8:task:")
+        with self.lock:
+            for key, entries in answer:
+                if key == self.wake_key:
+                    self.wake_cursor = entries[-1][0]
+                    continue
+                task_id = key[prefix_len:-len(":events")]
+                if task_id not in self.cursors:
+                    continue  # unsubscribed meanwhile
+                self.cursors[task_id] = entries[-1][0]
+                events = [_event(entry_id, fields) for entry_id, fields in entries]
+                for sub in self.subscribers.get(task_id, ()):
+                    skip = getattr(sub, "skip_until", None)
+                    batch = [e for e in events if skip is None or _id_lt(skip, e[0])]
+                    if batch:
+                        sub.queue.put(batch)
+
+    def _fail_all(self) -> None:
+        with self.lock:
+            for subs in self.subscribers.values():
+                for sub in subs:
+                    sub.queue.put([LOST])
+            self.subscribers.clear()
+            self.cursors.clear()
+
+
+def _event(entry_id: str, fields: dict[str, str]) -> Event:
+    import json
+
+    return entry_id, fields["event"], json.loads(fields["data"])
+
+
+def _id_lt(a: str, b: str) -> bool:
+    def parts(value: str) -> tuple[int, int]:
+        ms, _, seq = value.partition("-")
+        return int(ms), int(seq or 0)
+
+    return parts(a) < parts(b)
+
+
+_hubs: dict[str, StreamHub] = {}
+_hubs_lock = threading.Lock()
+
+
+def get_hub(redis_url: str) -> StreamHub:
+    """The process's hub for this Redis (created on first use, after any fork)."""
+    key = f"{os.getpid()}:{redis_url}"
+    with _hubs_lock:
+        if key not in _hubs:
+            _hubs[key] = StreamHub(redis_url)
+        return _hubs[key]

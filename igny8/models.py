@@ -1,0 +1,171 @@
+"""Typed SQLAlchemy 2.0 models. Every row that belongs to a customer carries ``account_id``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+IMAGE_STATUSES = ("pending", "queued", "processing", "generated", "failed")
+IMAGE_TYPES = ("featured", "in_article")
+TASK_STATES = ("PENDING", "PROGRESS", "SUCCESS", "FAILURE")
+INTEGRATION_TYPES = ("image_generation", "openai", "runware")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Account(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="account")
+
+
+class User(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    # Only the SHA-256 of the personal API token is kept; the token is shown once.
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    api_token_hint: Mapped[str | None] = mapped_column(String(16))
+    api_token_created_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="users")
+
+
+class Content(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    html: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    images: Mapped[list[Image]] = relationship(
+        back_populates="content",
+        order_by="(Image.type, Image.position)",
+        cascade="all, delete-orphan",
+    )
+
+
+class Image(db.Model):
+    __table_args__ = (
+        UniqueConstraint("content_id", "type", "position", name="uq_image_content_type_position"),
+        Index("ix_image_account_status", "account_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    content_id: Mapped[int] = mapped_column(ForeignKey("content.id"), index=True)
+    type: Mapped[str] = mapped_column(String(20))
+    position: Mapped[int] = mapped_column(default=0)
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    # The task that holds this image while it is queued or processing.
+    task_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    mobile_url: Mapped[str | None] = mapped_column(String(500))
+    desktop_path: Mapped[str | None] = mapped_column(String(500))
+    mobile_path: Mapped[str | None] = mapped_column(String(500))
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    format: Mapped[str | None] = mapped_column(String(10))
+    bytes: Mapped[int | None]
+    provider: Mapped[str | None] = mapped_column(String(20))
+    model: Mapped[str | None] = mapped_column(String(80))
+    placeholder: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    cost: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    generated_at: Mapped[datetime | None]
+
+    content: Mapped[Content] = relationship(back_populates="images")
+
+    @property
+    def label(self) -> str:
+        return "Featured Image" if self.type == "featured" else f"In-Article Image {self.position}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "content_id": self.content_id,
+            "type": self.type,
+            "position": self.position,
+            "prompt": self.prompt,
+            "status": self.status,
+            "image_url": self.image_url,
+            "mobile_url": self.mobile_url,
+            "error": self.error,
+            "provider": self.provider,
+            "model": self.model,
+            "placeholder": self.placeholder,
+            "attempts": self.attempts,
+            "cost": self.cost,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+        }
+
+
+class IntegrationSettings(db.Model):
+    __table_args__ = (UniqueConstraint("account_id", "integration_type", name="uq_integration"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    integration_type: Mapped[str] = mapped_column(String(30))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Fernet token of the provider API key; never decrypted outside the worker/provider call.
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    key_hint: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PromptTemplate(db.Model):
+    """An account's override (``account_id`` set) or the default (``account_id`` NULL)."""
+
+    __table_args__ = (UniqueConstraint("account_id", "prompt_type", name="uq_prompt_template"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    prompt_type: Mapped[str] = mapped_column(String(40))
+    template: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GenerationTask(db.Model):
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    content_id: Mapped[int | None] = mapped_column(ForeignKey("content.id"), index=True)
+    image_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(20), default="PENDING", index=True)
+    total: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    cancelled: Mapped[bool] = mapped_column(default=False)
+    cost: Mapped[float] = mapped_column(default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    # Written every few seconds by the running job; a stale heartbeat means its worker died.
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    content: Mapped[Content | None] = relationship()
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("PENDING", "PROGRESS")

@@ -1,0 +1,75 @@
+"""The provider catalogue (names, models, retired models) and the factory that builds one.
+
+Settings validation reads the catalogue; the job layer calls ``get_provider``. Provider modules
+are imported inside the factory so the web process, which only needs the catalogue, does not
+pay for importing the OpenAI SDK.
+"""
+
+from __future__ import annotations
+
+from .base import ImageProvider, ProviderError
+
+PROVIDERS: tuple[str, ...] = ("openai", "runware", "local")
+
+MODELS: dict[str, tuple[str, ...]] = {
+    "openai": ("gpt-image-2", "gpt-image-2.5"),
+    "runware": ("runware:100@1", "runware:101@1", "civitai:4384@130072"),
+    "local": ("placeholder",),
+}
+
+DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-image-2", "runware": "runware:100@1", "local": "placeholder"}
+
+# OpenAI models that no longer answer, and what to use instead. dall-e-2/3 retired 2026-05-12,
+# gpt-image-1 shut down 2026-10-23, gpt-image-1-mini and gpt-image-1.5 shut down 2026-12-01.
+RETIRED_MODELS: dict[str, str] = {
+    "dall-e-2": "gpt-image-2",
+    "dall-e-3": "gpt-image-2",
+    "gpt-image-1": "gpt-image-2",
+    "gpt-image-1-mini": "gpt-image-2",
+    "gpt-image-1.5": "gpt-image-2",
+}
+
+PROVIDER_LABELS: dict[str, str] = {"openai": "OpenAI", "runware": "Runware", "local": "the placeholder renderer"}
+
+
+def retired_model_message(model: str) -> str | None:
+    """A sentence naming the replacement when ``model`` is retired, else None."""
+    replacement = RETIRED_MODELS.get(model)
+    if replacement is None:
+        return None
+    return f"The model {model} was retired by OpenAI; choose {replacement} instead."
+
+
+def get_provider(name: str, *, api_key: str | None, model: str, base_url: str | None = None,
+                 timeout: float = 120.0, latency: float = 0.0) -> ImageProvider:
+    """Build a configured provider.
+
+    Raises ``ProviderError`` before any network call: ``bad_request`` for an unknown provider,
+    ``retired_model`` for a retired model (never sent silently), ``auth`` when a key is needed
+    but missing. ``latency`` only affects the local renderer (a visible delay for demos/tests).
+    """
+    if name not in PROVIDERS:
+        raise ProviderError("bad_request", f"Unknown image provider {name!r}; choose one of {', '.join(PROVIDERS)}.")
+    retired = retired_model_message(model)
+    if retired:
+        raise ProviderError("retired_model", retired)
+    if name == "local":
+        from .local_provider import LocalProvider
+
+        return LocalProvider(model=model, latency=latency)
+    if not api_key:
+        label = PROVIDER_LABELS[name]
+        raise ProviderError("auth", f"No API key saved for {label}: add one in Settings → Integrations.")
+    if name == "openai":
+        from .openai_provider import OpenAIProvider
+
+        return OpenAIProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout)
+    from .runware_provider import RunwareProvider
+
+    return RunwareProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout)
+
+
+__all__ = [
+    "DEFAULT_MODELS", "MODELS", "PROVIDERS", "RETIRED_MODELS", "ImageProvider", "ProviderError",
+    "get_provider", "retired_model_message",
+]

@@ -1,0 +1,155 @@
+"""OpenAI GPT image models through the official SDK (``client.images.generate``).
+
+The SDK's own retries are switched off (``max_retries=0``): it retries 429/5xx/timeouts without an
+idempotency key, so a retried request can be billed twice. The job layer decides retries from
+``ProviderError.retryable``. GPT image models always answer with base64 (``b64_json``), never URLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import openai
+from openai import OpenAI
+
+from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
+
+QUALITY = "medium"
+# Estimated USD per image at quality "medium" for a 1024x1024 image; other sizes scale by area
+# (1536x1024 -> x1.5). An estimate from the published per-image prices, not a bill: the API
+# reports tokens, not dollars. gpt-image-2.5 is priced like gpt-image-2 until we know better.
+PRICE_PER_SQUARE_IMAGE = {"gpt-image-2": 0.042, "gpt-image-2.5": 0.042}
+CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
+# Failures of the connect phase: the request never reached OpenAI, so nothing was made or billed.
+_NOT_SENT_CAUSES = ("ConnectError", "ConnectTimeout", "PoolTimeout")
+
+
+def estimate_cost(model: str, width: int, height: int) -> float | None:
+    """Approximate USD cost of one medium-quality image; None for a model we have no price for."""
+    price = PRICE_PER_SQUARE_IMAGE.get(model)
+    if price is None:
+        return None
+    return round(price * (width * height) / (1024 * 1024), 6)
+
+
+class OpenAIProvider(ImageProvider):
+    """``gpt-image-2`` family. Sizes: featured 1536x1024, in-article 1024x1024."""
+
+    name = "openai"
+
+    def __init__(self, *, api_key: str, model: str, base_url: str | None = None, timeout: float = 120.0) -> None:
+        self.model, self.timeout = model, timeout
+        self._api_key = api_key
+        # base_url None lets the SDK read OPENAI_BASE_URL. One client (one connection pool) per
+        # provider; httpx clients are thread-safe, and the SDK closes the pool on garbage collection.
+        self._client = OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def generate(self, request: ImageRequest, on_partial: PartialCallback | None = None) -> GeneratedImage:
+        params: dict[str, Any] = {
+            "model": request.model, "prompt": request.prompt, "size": f"{request.width}x{request.height}",
+            "n": 1, "output_format": request.output_format, "quality": QUALITY,
+        }
+        try:
+            if request.partial_images > 0 and on_partial is not None:
+                encoded = self._generate_streaming(params, request.partial_images, on_partial)
+            else:
+                response = self._client.images.generate(**params)
+                data = getattr(response, "data", None)  # a non-JSON body comes back as a plain str
+                encoded = getattr(data[0], "b64_json", None) if data else None
+        except openai.APIError as exc:
+            raise self._translate(exc) from exc
+        except json.JSONDecodeError as exc:
+            raise ProviderError("malformed", "OpenAI sent an answer that could not be read (not JSON).") from exc
+        return GeneratedImage(data=_decode(encoded), provider=self.name, model=request.model,
+                              cost=estimate_cost(request.model, request.width, request.height))
+
+    def _generate_streaming(self, params: dict[str, Any], partials: int, on_partial: PartialCallback) -> str | None:
+        """Stream the generation: ``image_generation.partial_image`` events feed ``on_partial``,
+        ``image_generation.completed`` carries the final image. Returns its base64 (None if the
+        stream ended without one)."""
+        stream = self._client.images.generate(**params, stream=True, partial_images=min(partials, 3))
+        with stream:
+            for event in stream:
+                kind = getattr(event, "type", None)
+                if kind == "image_generation.partial_image":
+                    preview = _decode_or_none(getattr(event, "b64_json", None))
+                    if preview is not None:  # a broken preview is skipped: only the final image matters
+                        on_partial(int(getattr(event, "partial_image_index", 0)), preview)
+                elif kind == "image_generation.completed":
+                    return getattr(event, "b64_json", None)
+        return None
+
+    def _translate(self, exc: openai.APIError) -> ProviderError:
+        """Map an SDK exception to a ``ProviderError`` kind with a writer-readable message."""
+        if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+            return self._translate_transport(exc)
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return ProviderError("auth", "OpenAI rejected the API key (or it lacks access to this model): "
+                                         "check the key in Settings → Integrations.")
+        if isinstance(exc, openai.RateLimitError) and exc.code == "insufficient_quota":
+            # OpenAI answers 429 when the account's credit is used up: waiting will not help.
+            return ProviderError("no_balance", "Your OpenAI account has no credit left (insufficient quota); "
+                                               "add credit in OpenAI's billing settings.")
+        if isinstance(exc, openai.RateLimitError):
+            wait = parse_retry_after(exc.response.headers)
+            return ProviderError("rate_limit", "OpenAI is rate-limiting this account.", retry_after=wait)
+        detail = self._detail(exc)
+        if isinstance(exc, openai.APIResponseValidationError):
+            return ProviderError("malformed", "OpenAI sent an answer in an unexpected shape.")
+        if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
+            return ProviderError("outage", f"OpenAI had a server error (HTTP {exc.status_code}); try again later.")
+        if _is_content_policy(exc):
+            return ProviderError("content_policy", "OpenAI refused this prompt under its content policy; "
+                                                   "reword the prompt and generate again." + detail)
+        if isinstance(exc, openai.APIStatusError):
+            return ProviderError("bad_request", f"OpenAI refused the request (HTTP {exc.status_code})." + detail)
+        # An error event inside a 200 stream: OpenAI stopped part-way. Not retried (it may bill).
+        return ProviderError("bad_request", "OpenAI stopped the image part-way." + detail)
+
+    def _translate_transport(self, exc: openai.APIConnectionError) -> ProviderError:
+        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else ""
+        if cause in _NOT_SENT_CAUSES:
+            return ProviderError("connection", "Could not connect to OpenAI; check the network or the base URL.")
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderError("timeout", f"OpenAI timed out (no answer within {self.timeout:g} s). The image "
+                                            "may still have been made and billed, so it was not retried.")
+        # The request went out and the connection broke before the answer: the image may exist.
+        return ProviderError("timeout", "The connection to OpenAI broke before the image arrived. "
+                                        "It may still have been made, so it was not retried.")
+
+    def _detail(self, exc: openai.APIError) -> str:
+        """OpenAI's own message, key redacted, as a trailing sentence ("" when absent)."""
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = body.get("message") if isinstance(body.get("message"), str) else None
+        return f" OpenAI said: {redact(message, self._api_key)}" if message else ""
+
+
+def _is_content_policy(exc: openai.APIError) -> bool:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    codes = {str(exc.code or ""), str(body.get("code") or ""), str(body.get("type") or "")}
+    message = str(body.get("message") or "").lower()
+    return bool(codes & CONTENT_POLICY_CODES) or "moderation_blocked" in message or "safety system" in message
+
+
+def _decode_or_none(encoded: object) -> bytes | None:
+    if not isinstance(encoded, str) or not encoded:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode(encoded: object) -> bytes:
+    """Base64 image bytes, or ``ProviderError("malformed")`` when missing or not base64.
+    Whether the bytes are an image is decided later, by the storage step that decodes them."""
+    data = _decode_or_none(encoded)
+    if not data:
+        raise ProviderError("malformed", "OpenAI's answer did not contain an image.")
+    return data

@@ -1,0 +1,96 @@
+"""Nothing stuck: fail the work of dead workers so no image stays ``processing`` forever.
+
+A running task writes a heartbeat to its database row every few seconds. A PROGRESS task whose
+heartbeat is stale, or whose RQ job has failed (a killed work-horse), or a PENDING task whose
+RQ job is gone (Redis lost it) or failed, belonged to a dead worker: its images that are still
+queued or processing are marked failed with a message, so the writer can queue them again, and
+the task ends FAILURE. Runs at worker start-up, periodically, on demand (CLI), and lazily when a
+client reads a task.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+
+from .extensions import db
+from .logs import event
+from .models import GenerationTask, Image, utcnow
+from .redis_client import get_rq_redis
+from .task_state import items_from_db, progress_store, result_body, summary_from_task
+
+TASK_ERROR = "The worker running this batch stopped (killed or out of memory) before it finished."
+IMAGE_ERROR = "Generation was interrupted because the worker stopped; queue this image again."
+DEAD_JOB_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+PENDING_GRACE = timedelta(seconds=20)
+
+
+def _job_status(task_id: str) -> JobStatus | None:
+    """The RQ job's status; None when RQ no longer knows the job."""
+    try:
+        return Job.fetch(task_id, connection=get_rq_redis()).get_status(refresh=True)
+    except NoSuchJobError:
+        return None
+
+
+def is_dead(task: GenerationTask) -> bool:
+    """Whether a PENDING/PROGRESS task's worker is gone. Redis errors count as 'not known dead'."""
+    now = utcnow()
+    try:
+        status = _job_status(task.id)
+    except RedisError:
+        status = JobStatus.STARTED
+    if status in DEAD_JOB_STATUSES:
+        return True
+    if task.state == "PROGRESS":
+        stale = timedelta(seconds=current_app.config["HEARTBEAT_STALE_SECONDS"])
+        return (task.heartbeat_at or task.started_at or task.created_at) < now - stale
+    return status is None and task.created_at < now - PENDING_GRACE
+
+
+def fail_task(task: GenerationTask, error: str = TASK_ERROR) -> None:
+    images = db.session.scalars(select(Image).where(Image.task_id == task.id,
+                                                     Image.status.in_(("queued", "processing")))).all()
+    for image in images:
+        image.status, image.error, image.task_id = "failed", IMAGE_ERROR, None
+    task.state, task.error, task.finished_at = "FAILURE", error, utcnow()
+    task.completed = db.session.scalar(select(db.func.count()).where(
+        Image.id.in_(task.image_ids), Image.status == "generated")) or 0
+    task.failed = task.total - task.completed
+    db.session.commit()
+    summary, items = summary_from_task(task), items_from_db(task)
+    store = progress_store()
+    for item in items:
+        store.write_image(task.id, item)
+    store.finish_task(task.id, summary, result_body(summary, items))
+    event("task_reconciled", level=30, account=task.account_id, task=task.id, images_failed=len(images))
+
+
+def reconcile(task: GenerationTask | None = None) -> list[str]:
+    """Check one task, or every running task; returns the ids of the tasks that were failed."""
+    tasks = [task] if task is not None else db.session.scalars(
+        select(GenerationTask).where(GenerationTask.state.in_(("PENDING", "PROGRESS")))).all()
+    failed = []
+    for candidate in tasks:
+        if candidate.running and is_dead(candidate):
+            fail_task(candidate)
+            failed.append(candidate.id)
+    _release_orphans()
+    return failed
+
+
+def _release_orphans() -> None:
+    """Images marked queued/processing by a task that has already ended (should not happen;
+    cheap to repair)."""
+    ended = select(GenerationTask.id).where(GenerationTask.state.in_(("SUCCESS", "FAILURE")))
+    orphans = db.session.scalars(select(Image).where(Image.status.in_(("queued", "processing")),
+                                                     Image.task_id.in_(ended))).all()
+    for image in orphans:
+        image.status, image.error, image.task_id = "failed", IMAGE_ERROR, None
+    if orphans:
+        db.session.commit()

@@ -1,0 +1,21 @@
+"""Blueprints, one per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_views(app: Flask) -> None:
+    from . import api_settings, api_tasks, api_writer, auth, events, health, modal, pages, settings_pages
+
+    for module in (auth, pages, settings_pages, api_settings, api_writer, api_tasks, events, modal, health):
+        app.register_blueprint(module.bp)
+    register_template_globals(app)
+
+
+def register_template_globals(app: Flask) -> None:
+    from ..queueing import queue_preview
+    from ..vendor import HTMX_JS, HTMX_SSE_JS
+
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # lean fragments on the wire
+    app.jinja_env.globals.update(queue_preview=queue_preview, HTMX_JS=HTMX_JS, HTMX_SSE_JS=HTMX_SSE_JS)

@@ -1,0 +1,41 @@
+"""Helpers shared by the JSON API blueprints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import abort, jsonify, request
+from flask_login import current_user
+
+
+def api_login_required(view: Callable) -> Callable:
+    """Like ``login_required`` but always answers 401 JSON (never a redirect)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return jsonify(success=False, error="Authentication required: log in or send a valid Bearer token."), 401
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def json_body() -> Any:
+    """The parsed JSON body; 400 with a clear message when it is missing or malformed."""
+    if not request.is_json:
+        abort(400, description="Send a JSON body with Content-Type: application/json.")
+    data = request.get_json(silent=True)
+    if data is None:
+        abort(400, description="The request body is not valid JSON.")
+    return data
+
+
+def int_arg(name: str) -> int | None:
+    value = request.args.get(name)
+    if value in (None, ""):
+        return None
+    if not value.isdigit() or len(value) > 12:
+        abort(400, description=f"{name} must be a positive whole number.")
+    return int(value)

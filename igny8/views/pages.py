@@ -1,0 +1,131 @@
+"""Writer pages: the Images list, article create/edit, and media files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
+from flask_login import login_required
+
+from ..auth import current_account_id
+from ..content import (
+    ContentError,
+    account_totals,
+    create_article,
+    get_content,
+    page_of_articles,
+    recent_tasks,
+    running_tasks,
+    update_article,
+    validate_article,
+)
+from ..extensions import db
+from ..models import IMAGE_STATUSES
+from ..settings import image_generation_config
+from .htmx import render_page
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():  # noqa: ANN201
+    return redirect(url_for("pages.images"))
+
+
+@bp.get("/writer/images")
+@login_required
+def images():  # noqa: ANN201
+    account_id = current_account_id()
+    search = request.args.get("q", "").strip()[:200]
+    status = request.args.get("status", "")
+    page = request.args.get("page", 1, type=int) or 1
+    per_page = current_app.config["IMAGES_PER_PAGE"]
+    articles, total = page_of_articles(account_id, search=search, status=status,
+                                       page=max(page, 1), per_page=per_page)
+    pages = max((total + per_page - 1) // per_page, 1)
+    return render_page(
+        "writer/images.html", "writer/_images_table.html", running=running_tasks(account_id, articles),
+        articles=articles, total=total, page=page, pages=pages, search=search, status=status,
+        statuses=IMAGE_STATUSES, settings=image_generation_config(account_id),
+        totals=account_totals(account_id), tasks=recent_tasks(account_id),
+    )
+
+
+def _form_article() -> dict:
+    prompts = [p for p in request.form.getlist("in_article_prompts")]
+    while prompts and not prompts[-1].strip():
+        prompts.pop()
+    return {
+        "title": request.form.get("title", ""),
+        "html": request.form.get("html", ""),
+        "featured_prompt": request.form.get("featured_prompt", ""),
+        "in_article_prompts": prompts,
+    }
+
+
+@bp.route("/writer/content/new", methods=["GET", "POST"])
+@login_required
+def new_article():  # noqa: ANN201
+    account_id = current_account_id()
+    form, errors = {"in_article_prompts": ["", ""]}, {}
+    if request.method == "POST":
+        form = _form_article()
+        try:
+            content = create_article(account_id, validate_article(form))
+        except ContentError as exc:
+            errors = exc.errors
+        else:
+            db.session.commit()
+            flash(f"Article “{content.title}” created.", "success")
+            return redirect(url_for("pages.images"))
+    return render_template("writer/article_form.html", form=form, errors=errors, content=None), (
+        400 if errors else 200)
+
+
+@bp.route("/writer/content/<int:content_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_article(content_id: int):  # noqa: ANN201
+    content = get_content(current_account_id(), content_id)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form = _form_article()
+        try:
+            update_article(content, validate_article(form))
+        except ContentError as exc:
+            errors = exc.errors
+        else:
+            db.session.commit()
+            flash(f"Article “{content.title}” saved.", "success")
+            return redirect(url_for("pages.images"))
+    else:
+        by_key = {(img.type, img.position): img.prompt for img in content.images}
+        last = max([img.position for img in content.images if img.type == "in_article"] or [0])
+        form = {
+            "title": content.title, "html": content.html,
+            "featured_prompt": by_key.get(("featured", 0), ""),
+            "in_article_prompts": [by_key.get(("in_article", i), "") for i in range(1, last + 2)],
+        }
+    return render_template("writer/article_form.html", form=form, errors=errors, content=content), (
+        400 if errors else 200)
+
+
+@bp.post("/writer/content/<int:content_id>/delete")
+@login_required
+def delete_article(content_id: int):  # noqa: ANN201
+    content = get_content(current_account_id(), content_id)
+    if any(img.status in ("queued", "processing") for img in content.images):
+        flash("This article's images are being generated; wait until they finish.", "error")
+        return redirect(url_for("pages.images"))
+    db.session.delete(content)
+    db.session.commit()
+    flash(f"Article “{content.title}” deleted.", "success")
+    return redirect(url_for("pages.images"))
+
+
+@bp.get("/media/<path:key>")
+@login_required
+def media(key: str):  # noqa: ANN201
+    """Files are stored under ``a<account_id>/``; another account's file answers 404."""
+    if not key.startswith(f"a{current_account_id()}/"):
+        abort(404)
+    return send_from_directory(Path(current_app.config["MEDIA_ROOT"]), key, max_age=86400)

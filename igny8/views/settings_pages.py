@@ -1,0 +1,124 @@
+"""Settings pages: integrations (image generation + provider keys) and the personal API token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..auth import current_account_id, issue_api_token, revoke_api_token
+from ..extensions import db
+from ..logs import event
+from ..providers import DEFAULT_MODELS, MODELS, PROVIDERS
+from ..settings import (
+    CREDENTIAL_TYPES,
+    IMAGE_FORMATS,
+    IMAGE_GENERATION_DEFAULTS,
+    IMAGE_TYPES,
+    MAX_CONCURRENCY,
+    MAX_IN_ARTICLE_LIMIT,
+    SettingsError,
+    credentials_public,
+    default_fields,
+    image_generation_config,
+    save_credentials,
+    save_image_generation,
+)
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+
+def _render_integrations(errors: dict[str, dict[str, str]] | None = None, status: int = 200):  # noqa: ANN202
+    account_id = current_account_id()
+    return render_template(
+        "settings/integrations.html",
+        config=image_generation_config(account_id), defaults=default_fields(account_id),
+        default_values=IMAGE_GENERATION_DEFAULTS,
+        credentials={p: credentials_public(account_id, p) for p in CREDENTIAL_TYPES},
+        providers=PROVIDERS, models=MODELS, default_models=DEFAULT_MODELS,
+        image_types=IMAGE_TYPES, formats=IMAGE_FORMATS, max_in_article=MAX_IN_ARTICLE_LIMIT,
+        max_concurrency=MAX_CONCURRENCY, errors=errors or {},
+    ), status
+
+
+@bp.get("/integrations")
+@login_required
+def integrations():  # noqa: ANN201
+    return _render_integrations()
+
+
+def _image_generation_form() -> dict[str, Any]:
+    form = request.form
+    changes: dict[str, Any] = {k: form[k] for k in ("provider", "model", "image_type", "image_format") if k in form}
+    for name in ("max_in_article_images", "concurrency"):
+        if name in form:
+            value = form[name].strip()
+            changes[name] = int(value) if value.lstrip("-").isdigit() else value
+    changes["desktop_enabled"] = form.get("desktop_enabled") == "on"
+    changes["mobile_enabled"] = form.get("mobile_enabled") == "on"
+    return changes
+
+
+@bp.post("/integrations/image_generation")
+@login_required
+def save_image_generation_form():  # noqa: ANN201
+    account_id = current_account_id()
+    try:
+        save_image_generation(account_id, _image_generation_form())
+    except SettingsError as exc:
+        flash("Image generation settings were not saved; see the messages below.", "error")
+        return _render_integrations({"image_generation": exc.errors}, 400)
+    db.session.commit()
+    event("settings_saved", account=account_id, integration="image_generation")
+    flash("Image generation settings saved.", "success")
+    return redirect(url_for("settings.integrations"))
+
+
+@bp.post("/integrations/<provider>")
+@login_required
+def save_credentials_form(provider: str):  # noqa: ANN201
+    if provider not in CREDENTIAL_TYPES:
+        abort(404)
+    account_id = current_account_id()
+    changes: dict[str, Any] = {}
+    if request.form.get("model"):
+        changes["model"] = request.form["model"].strip()
+    if request.form.get("remove_key") == "on":
+        changes["api_key"] = ""
+    elif request.form.get("api_key", "").strip():
+        changes["api_key"] = request.form["api_key"].strip()
+    try:
+        save_credentials(account_id, provider, changes)
+    except SettingsError as exc:
+        flash(f"{provider.title()} settings were not saved; see the messages below.", "error")
+        return _render_integrations({provider: exc.errors}, 400)
+    db.session.commit()
+    event("credentials_saved", account=account_id, integration=provider)
+    flash(f"{provider.title()} settings saved.", "success")
+    return redirect(url_for("settings.integrations"))
+
+
+@bp.get("/api-token")
+@login_required
+def api_token():  # noqa: ANN201
+    return render_template("settings/api_token.html", new_token=None)
+
+
+@bp.post("/api-token")
+@login_required
+def create_api_token():  # noqa: ANN201
+    token = issue_api_token(current_user)
+    db.session.commit()
+    event("api_token_created", account=current_user.account_id, user=current_user.id)
+    return render_template("settings/api_token.html", new_token=token)
+
+
+@bp.post("/api-token/revoke")
+@login_required
+def revoke_token():  # noqa: ANN201
+    revoke_api_token(current_user)
+    db.session.commit()
+    event("api_token_revoked", account=current_user.account_id, user=current_user.id)
+    flash("API token revoked: scripts using it can no longer connect.", "success")
+    return redirect(url_for("settings.api_token"))

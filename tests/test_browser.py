@@ -1,0 +1,113 @@
+"""The Images page and the live modal in Debian's Chromium (Playwright), against the app on a
+real HTTP server, a real worker and a local server speaking OpenAI's wire format."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.test_generation import article, configure
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), "make test installs Debian's chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--disable-component-update", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, acme):  # noqa: ANN001, ANN201
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login")
+    page.fill("#email", acme["email"])
+    page.fill("#password", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/writer/images")
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def test_modal_opens_at_once_and_bars_follow_the_batch(page, client, acme, fake_openai, start_worker, live_server):
+    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
+    configure(client, acme, provider="openai", model="gpt-image-2", max_in_article_images=4)
+    fake_openai.latency = 0.8
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    body = {"title": "Sourdough at home", "featured_prompt": "A loaf",
+            "in_article_prompts": ["Starter", "Dough [provider-fail:content-policy]", "Banneton", "Oven"]}
+    content = client.post("/api/v1/writer/content/", json=body, headers=acme["headers"]).json
+    page.reload()
+    page.click(f"[data-generate='{content['id']}']")
+    marks = page.evaluate("""() => Object.fromEntries(performance.getEntriesByType('mark')
+        .filter(m => m.name.startsWith('igny8-')).map(m => [m.name, {t: m.startTime, d: m.detail}]))""")
+    assert marks["igny8-modal-visible"]["d"]["bars"] == 5
+    page.wait_for_function("() => performance.getEntriesByName('igny8-generate-response').length > 0")
+    response_at = page.evaluate("() => performance.getEntriesByName('igny8-generate-response')[0].startTime")
+    assert marks["igny8-modal-visible"]["t"] < response_at, "the modal is up before the request returns"
+    dialog = page.locator("[role=dialog]")
+    expect(dialog).to_be_visible()
+    expect(page.locator("[role=progressbar]")).to_have_count(5)
+    expect(page.locator(".queue-item.processing")).to_have_count(1, timeout=15000)
+    page.wait_for_function("() => [...document.querySelectorAll('[role=progressbar]')]"
+                           ".some(b => Number(b.getAttribute('aria-valuenow')) > 10)")
+    shot(page, "modal-running")
+    expect(page.locator("[data-modal] img.thumb")).to_have_count(4, timeout=30000)
+    expect(page.locator(".queue-item.failed .field-error")).to_contain_text("policy")
+    expect(page.locator(".modal-footer[data-finished]")).to_contain_text("4 generated, 1 failed")
+    expect(page.locator("[data-retry-ids]")).to_be_visible()
+    shot(page, "modal-finished")
+    page.click(".modal-footer [data-close-modal]")
+    expect(page.locator("[data-modal]")).to_have_count(0)
+    expect(page.locator(f"#article-{content['id']} img.thumb")).to_have_count(4)
+
+
+def test_closing_mid_batch_and_reopening_shows_the_true_state(page, client, acme, start_worker):
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+    start_worker(LOCAL_PROVIDER_LATENCY="1.0")
+    content = article(client, acme)
+    page.reload()
+    page.click(f"[data-generate='{content['id']}']")
+    expect(page.locator(".queue-item.completed")).to_have_count(1, timeout=15000)
+    page.keyboard.press("Escape")
+    expect(page.locator("[data-modal]")).to_have_count(0)
+    expect(page.locator(f"#generate-{content['id']}")).to_contain_text("generating…")
+    page.reload()
+    page.click(f"#generate-{content['id']} [data-view-task]")
+    expect(page.locator("[data-modal] .queue-item")).to_have_count(5)
+    done_now = page.locator("[data-modal] .queue-item.completed").count()
+    assert done_now >= 1, "reopening shows the images already finished"
+    expect(page.locator(".modal-footer[data-finished]")).to_contain_text("5 generated", timeout=30000)
+
+
+def test_modal_is_usable_on_a_phone_in_dark_mode(browser, live_server, client, acme, worker):
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+    content = article(client, acme, in_article=2)
+    context = browser.new_context(viewport={"width": 390, "height": 800}, color_scheme="dark")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login")
+    page.fill("#email", acme["email"])
+    page.fill("#password", "correct horse battery")
+    page.click("button[type=submit]")
+    page.click(f"[data-generate='{content['id']}']")
+    expect(page.locator(".modal-footer[data-finished]")).to_contain_text("3 generated", timeout=30000)
+    box = page.locator("[role=dialog]").bounding_box()
+    assert box["width"] <= 390
+    shot(page, "modal-phone-dark")
+    context.close()

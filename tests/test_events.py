@@ -1,0 +1,121 @@
+"""The JSON event stream, read by a real SSE client library over a real HTTP server, with a
+real worker generating the images."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+import sseclient
+
+from tests.test_generation import GENERATE, article, configure
+
+
+def open_stream(live_server, who, task_id: str, last_event_id: str | None = None):  # noqa: ANN001, ANN201
+    headers = dict(who["headers"], Accept="text/event-stream")
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", headers=headers, stream=True,
+                            timeout=30)
+    return response, sseclient.SSEClient(response)
+
+
+def test_stream_sends_snapshot_then_changes_then_done(client, acme, start_worker, live_server):
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.3")
+    content = article(client, acme)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    response, stream = open_stream(live_server, acme, task_id)
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Cache-Control"] == "no-cache" and response.headers["X-Accel-Buffering"] == "no"
+    events = list(stream.events())
+    assert events[0].event == "snapshot" and events[-1].event == "done"
+    assert all(e.id for e in events), "every event has an id"
+    snapshot = json.loads(events[0].data)
+    assert snapshot["task_id"] == task_id and snapshot["meta"]["total_images"] == 5
+    finals = {}
+    for e in events:
+        if e.event == "image":
+            item = json.loads(e.data)
+            finals[item["image_id"]] = item
+    done = json.loads(events[-1].data)
+    assert done["state"] == "SUCCESS" and done["completed"] == 5
+    assert all(item["status"] == "completed" and item["progress"] == 100 and item["image_url"]
+               for item in finals.values()) and len(finals) == 5
+    progress_seen = {}
+    for e in events:
+        if e.event == "image":
+            item = json.loads(e.data)
+            assert item["progress"] >= progress_seen.get(item["image_id"], 0), "bars never move backwards"
+            progress_seen[item["image_id"]] = item["progress"]
+
+
+def test_reconnect_with_last_event_id_misses_nothing(client, acme, start_worker, live_server):
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.3")
+    content = article(client, acme)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    full_response, full_stream = open_stream(live_server, acme, task_id)
+    response, stream = open_stream(live_server, acme, task_id)
+    first = []
+    for e in stream.events():
+        first.append(e)
+        if len(first) == 6:
+            break
+    response.close()  # drop the connection mid-stream
+    _, resumed = open_stream(live_server, acme, task_id, last_event_id=first[-1].id)
+    rest = list(resumed.events())
+    assert rest[0].event != "snapshot", "a resumable id replays what was missed instead"
+    ids = [e.id for e in first + rest if e.event != "snapshot"]
+    reference = [e.id for e in full_stream.events() if e.event != "snapshot"]
+    assert ids[-1] == reference[-1] and set(reference) <= set(ids) | {first[0].id}
+    assert len(ids) == len(set(ids)), "nothing delivered twice"
+    full_response.close()
+
+
+def test_finished_task_streams_snapshot_and_done_at_once(client, acme, worker, live_server):
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=1)
+    content = article(client, acme, in_article=1)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    list(open_stream(live_server, acme, task_id)[1].events())
+    events = list(open_stream(live_server, acme, task_id)[1].events())
+    assert [e.event for e in events] == ["snapshot", "done"]
+
+
+def test_foreign_or_unknown_task_stream_is_404(client, acme, globex, worker, live_server):
+    configure(client, acme, provider="local", model="placeholder")
+    content = article(client, acme, in_article=1)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    foreign = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", headers=globex["headers"], timeout=10)
+    assert foreign.status_code == 404
+    unknown = requests.get(f"{live_server.url}/api/v1/tasks/nope/events", headers=acme["headers"], timeout=10)
+    assert unknown.status_code == 404
+    assert client.get(f"/api/v1/system/settings/task_progress/{task_id}/", headers=globex["headers"]).status_code == 404
+    assert client.post(f"/api/v1/tasks/{task_id}/cancel", headers=globex["headers"]).status_code == 404
+
+
+def test_many_open_streams_hold_no_database_connection(app, client, acme, start_worker, live_server):
+    """40 watchers of one running batch (more than the database pool's 15 connections): every one
+    gets its snapshot at once and its ``done`` at the end, and the open streams hold no connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from igny8.extensions import db
+
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.7")
+    content = article(client, acme, in_article=2)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    opened = [open_stream(live_server, acme, task_id) for _ in range(40)]
+    readers = [stream.events() for _, stream in opened]
+    assert all(next(events).event == "snapshot" for events in readers)
+    with app.app_context():
+        assert db.engine.pool.checkedout() <= 2, "open streams do not keep database connections"
+
+    def rest(events) -> list[str]:  # noqa: ANN001
+        return [e.event for e in events]
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(rest, readers))
+    assert all(names and names[-1] == "done" for names in results)
+    for response, _ in opened:
+        response.close()

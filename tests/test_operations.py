@@ -1,0 +1,137 @@
+"""Operations: rq-dashboard for admins only, the command line, /healthz, logs and costs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from igny8 import create_app
+from igny8.redis_client import close_redis
+from igny8.redis_server import RedisServer
+from tests.conftest import ROOT, wait_for
+from tests.test_generation import GENERATE, article, configure, finished
+
+
+def test_rq_dashboard_lists_a_batch_for_admins_only(client, auth, accounts, acme):
+    configure(client, acme, provider="local", model="placeholder")
+    content = article(client, acme, title="Dashboard bread")
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    assert client.get("/rq/0/data/queues.json").status_code == 302, "anonymous: to the login page"
+    writer = accounts.create("Writer", admin=False)
+    auth.login(writer["email"])
+    assert client.get("/rq/0/data/queues.json").status_code == 403
+    client.post("/logout", data={"csrf_token": auth.csrf})
+    auth.login(acme["email"])
+    queues = client.get("/rq/0/data/queues.json").json["queues"]
+    assert any(q["name"] == "images" and q["count"] == 1 for q in queues)
+    job = client.get(f"/rq/0/data/job/{task_id}.json").json
+    assert "Dashboard bread" in job["description"] and "3 images" in job["description"]
+    assert "\"total_images\": 3" in job["metadata"] and "Dashboard bread" in job["metadata"]
+    assert client.get("/rq/requeue/images").status_code == 403, "no state change by GET"
+    assert client.post(f"/rq/job/{task_id}/delete").status_code == 403, "no state change from elsewhere"
+    assert client.get("/rq/").status_code == 200
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "igny8", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_generate_watch_reconcile_and_settings(client, acme, fake_openai, start_worker, worker_env):
+    key = "sk-cli-SECRET-000111222"
+    client.put("/api/v1/system/integrations/openai/", json={"api_key": key}, headers=acme["headers"])
+    configure(client, acme, provider="openai", max_in_article_images=2)
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    content = article(client, acme, in_article=2)
+    result = run_cli(worker_env, "images", "generate", "--content", str(content["id"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Featured Image" in result.stdout and "In-Article Image 2" in result.stdout
+    assert "SUCCESS: 3 generated, 0 failed" in result.stdout and "100%" in result.stdout
+    assert fake_openai.call_count == 3
+    failing = client.post("/api/v1/writer/content/", headers=acme["headers"], json={
+        "title": "Fails", "featured_prompt": "x [provider-fail:content-policy]"}).json
+    result = run_cli(worker_env, "images", "generate", "--content", str(failing["id"]))
+    assert result.returncode == 1 and "0 generated, 1 failed" in result.stdout
+    queued = run_cli(worker_env, "images", "generate", "--content", str(content["id"]))
+    assert queued.returncode == 1 and "Nothing to generate" in queued.stderr
+    shown = run_cli(worker_env, "settings", "show")
+    assert shown.returncode == 0 and "openai" in shown.stdout and key not in shown.stdout and key[-4:] in shown.stdout
+    reconciled = run_cli(worker_env, "tasks", "reconcile")
+    assert reconciled.returncode == 0 and "Reconciled 0" in reconciled.stdout
+    for group in ("images", "tasks", "settings"):
+        assert run_cli(worker_env, group, "--help").returncode == 0
+
+
+def test_cli_watch_follows_a_running_batch(client, acme, start_worker, worker_env):
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.5")
+    content = article(client, acme, in_article=2)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    result = run_cli(worker_env, "images", "watch", task_id)
+    assert result.returncode == 0 and "SUCCESS: 3 generated" in result.stdout
+    assert run_cli(worker_env, "images", "watch", "nope").returncode == 1
+
+
+def test_cli_create_user_and_seed_demo(app, worker_env):
+    created = subprocess.run([sys.executable, "-m", "flask", "--app", "igny8", "create-user", "--email",
+                              "ops@example.test", "--admin"], input="longpassword\nlongpassword\n",
+                             cwd=ROOT, env=worker_env, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0 and "admin user ops@example.test" in created.stdout
+    again = subprocess.run([sys.executable, "-m", "flask", "--app", "igny8", "create-user", "--email",
+                            "ops@example.test"], input="longpassword\nlongpassword\n",
+                           cwd=ROOT, env=worker_env, capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "exists already" in again.stderr
+
+
+def test_healthz_follows_redis_down_and_back(app_config, tmp_path, start_worker):
+    with RedisServer() as redis:
+        app = create_app({**app_config, "REDIS_URL": redis.url})
+        from igny8.extensions import db
+
+        with app.app_context():
+            db.create_all()
+        client = app.test_client()
+        assert client.get("/healthz").status_code == 503, "no worker yet"
+        worker = start_worker(REDIS_URL=redis.url)
+        wait_for(lambda: client.get("/healthz").status_code == 200, timeout=20, message="worker registered")
+        body = client.get("/healthz").json
+        assert body["workers"] == 1 and body["database"] == "ok" and body["queue_length"] == 0
+        redis.kill()
+        down = client.get("/healthz")
+        assert down.status_code == 503 and down.json["redis"].startswith("down")
+        redis.start()
+        wait_for(lambda: client.get("/healthz").status_code == 200, timeout=30, message="healthy again")
+        assert worker.proc.poll() is None, "the worker survived the Redis restart"
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        close_redis(app)
+
+
+def test_logs_carry_ids_and_never_the_key(client, acme, fake_openai, start_worker):
+    key = "sk-log-SECRET-999888777"
+    client.put("/api/v1/system/integrations/openai/", json={"api_key": key}, headers=acme["headers"])
+    configure(client, acme, provider="openai", max_in_article_images=0)
+    worker = start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    content = article(client, acme, in_article=0)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    finished(client, acme, task_id)
+    wait_for(lambda: "task_finished" in worker.output(), message="log line")
+    log = worker.output()
+    assert f"task={task_id}" in log and f"account={acme['account_id']}" in log
+    assert f"image={content['images'][0]['id']}" in log and "provider_call" in log and " ms=" in log
+    assert "worker_start" in log
+    assert key not in log
+
+
+def test_costs_are_shown_per_account_and_per_batch(client, auth, acme, fake_openai, start_worker):
+    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
+    configure(client, acme, provider="openai", max_in_article_images=1)
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    content = article(client, acme, in_article=1)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    result = finished(client, acme, task_id)["result"]
+    assert result["cost"] > 0
+    auth.login(acme["email"])
+    page = client.get("/writer/images").get_data(as_text=True)
+    assert "2</strong> generated" in page and f"${result['cost']:.4f}" in page

@@ -1,0 +1,82 @@
+"""The RQ worker: ``python worker.py``.
+
+Builds the app with the factory, sweeps work a dead worker left behind, schedules the periodic
+sweep, then runs the ``images`` queue with RQ's scheduler. The app context pushed here is
+inherited by every forked work-horse, so jobs can use the database and config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+
+from igny8 import create_app
+from igny8.extensions import db
+from igny8.jobs import MAINTENANCE_QUEUE, schedule_sweep
+from igny8.queueing import QUEUE_NAME
+from igny8.reconcile import reconcile
+from igny8.redis_client import get_rq_redis
+
+WORKER_TTL = 25
+
+
+class Igny8Worker(Worker):
+    """RQ's worker, plus: it registers itself again when Redis lost its registration (a Redis
+    restart without persistence), so /healthz and rq-dashboard keep seeing it."""
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:  # noqa: ANN001
+        born = self.birth_date is not None
+        if born and pipeline is None and not self.connection.hexists(self.key, "birth"):
+            self.log.warning("worker registration lost (Redis restarted?); registering again")
+            self.register_birth()
+        super().heartbeat(timeout, pipeline)
+
+
+def main() -> int:
+    app = create_app()
+    app.app_context().push()
+    log = logging.getLogger("igny8.worker")
+    connection = get_rq_redis()
+    failed = reconcile()
+    db.session.remove()
+    db.engine.dispose()  # forked work-horses must not share the parent's connections
+    name = f"igny8-{socket.gethostname()}-{os.getpid()}"
+    queues = [Queue(QUEUE_NAME, connection=connection), Queue(MAINTENANCE_QUEUE, connection=connection)]
+    log.info("worker_start name=%s queues=%s redis=%s database=%s reconciled=%d", name,
+             ",".join(q.name for q in queues), connection.connection_pool.connection_kwargs.get("port"),
+             db.engine.url.render_as_string(hide_password=True), len(failed))
+    restarts = 0
+    while True:
+        # RQ's work loop quits on a Redis error it does not expect (a restart mid-maintenance);
+        # this process then starts a fresh worker instead of leaving the queue unserved.
+        try:
+            schedule_sweep(connection, app.config["RECONCILE_INTERVAL"])
+        except RedisError as exc:
+            log.warning("worker_wait_for_redis error=%s", exc)
+            time.sleep(2)
+            continue
+        # A short TTL makes the idle worker's BLPOP return every 10 s, so its heartbeat runs (and it
+        # re-registers after a Redis restart) and a dead worker leaves the dashboard soon. A restarted
+        # loop takes a fresh name: the old registration may still sit in Redis until its TTL ends.
+        worker = Igny8Worker(queues, connection=connection, name=name if not restarts else f"{name}-{restarts}",
+                             worker_ttl=WORKER_TTL)
+        try:
+            worker.work(with_scheduler=True, logging_level="INFO")
+        except (RedisError, ValueError) as exc:  # teardown or birth while Redis is away
+            log.warning("worker_loop_error name=%s error=%s", worker.name, exc)
+        # SIGTERM/SIGINT: RQ sets the shutdown date (and, when idle, ends the loop without setting
+        # _stop_requested), so either means "leave".
+        if worker._stop_requested or worker._shutdown_requested_date is not None:
+            return 0
+        restarts += 1
+        log.warning("worker_restart name=%s reason='RQ work loop ended on an error'", worker.name)
+        time.sleep(1)
+
+if __name__ == "__main__":
+    sys.exit(main())
