@@ -71,4 +71,27 @@ class Config:
             if os.environ.get(name):
                 config[name] = float(os.environ[name])
         config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)
+        config["PROVIDER_LIMITS"] = _provider_limits()
         return config
+
+
+def _provider_limits() -> dict:
+    """``PROVIDER_LIMIT_OPENAI=4/50``: at most 4 calls in flight and 50 a minute, for every worker
+    together (the account's plan at the provider); unset providers keep ratelimit.DEFAULT_LIMITS."""
+    from .providers import PROVIDERS
+    from .ratelimit import Limit
+
+    limits = {}
+    for name in PROVIDERS:
+        value = os.environ.get(f"PROVIDER_LIMIT_{name.upper()}")
+        if not value:
+            continue
+        concurrent, _, per_minute = value.partition("/")
+        try:
+            limits[name] = Limit(concurrent=int(concurrent), per_minute=int(per_minute))
+        except ValueError:
+            raise ValueError(f"PROVIDER_LIMIT_{name.upper()}={value!r}: expected 'calls in flight/calls per "
+                             "minute', for example 4/50") from None
+        if limits[name].concurrent < 1 or limits[name].per_minute < 1:
+            raise ValueError(f"PROVIDER_LIMIT_{name.upper()}={value!r}: both numbers must be at least 1")
+    return limits

@@ -49,6 +49,7 @@ class BatchRunner:
         self.progress: ProgressStore = progress_store()
         self.lock = threading.Lock()
         self.stop_heartbeat = threading.Event()
+        self.storer: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------ the batch
 
@@ -97,8 +98,12 @@ class BatchRunner:
             return exc.message
         concurrency = max(1, int(self.settings.get("concurrency", 1)))
         if concurrency == 1:
-            for image_id in image_ids:
-                self.run_image(provider, image_id)
+            # One image at a time at the provider, as in the seed; converting and storing an image
+            # (already paid for) overlaps the next provider call. Leaving the block waits for both.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as self.storer:
+                for image_id in image_ids:
+                    self.run_image(provider, image_id)
+            self.storer = None
         else:
             with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="image") as pool:
                 for future in [pool.submit(self.run_image_in_context, provider, i) for i in image_ids]:
@@ -148,13 +153,33 @@ class BatchRunner:
             self.fail_image(image_id, exc.message, exc.attempts)
             return
         self.set_item(image_id, phase="received", progress=85, next_progress=99, expected_ms=1000)
+        if self.storer is not None:
+            self.storer.submit(self.save_in_context, image_id, generated, attempts, started)
+        else:
+            self.save(image, generated, attempts, started)
+
+    def save(self, image: Image, generated: GeneratedImage, attempts: int, started: float) -> None:
         try:
             variants = self.store_variants(image, generated)
         except (ImageDecodeError, StorageError) as exc:
             # The provider did produce (and bill) this image: its cost is recorded all the same.
-            self.fail_image(image_id, str(exc), attempts, cost=generated.cost or 0.0)
+            self.fail_image(image.id, str(exc), attempts, cost=generated.cost or 0.0)
             return
         self.mark_generated(image, generated, variants, attempts, time.monotonic() - started)
+
+    def save_in_context(self, image_id: int, generated: GeneratedImage, attempts: int, started: float) -> None:
+        """``save`` on the storing thread, with its own session; an unexpected error still ends
+        the image as failed (with its cost), never stuck in ``processing``."""
+        with self.app.app_context():
+            try:
+                self.save(db.session.get(Image, image_id), generated, attempts, started)
+            except Exception as exc:
+                current_app.logger.exception("storing image %s failed", image_id)
+                db.session.rollback()
+                self.fail_image(image_id, f"The image could not be stored ({exc.__class__.__name__}).", attempts,
+                                cost=generated.cost or 0.0)
+            finally:
+                db.session.remove()
 
     def generate(self, provider: ImageProvider, image: Image) -> tuple[GeneratedImage, int]:
         prompt = self.registry.image_prompt(post_title=self.content_title, image_prompt=image.prompt,

@@ -103,8 +103,10 @@ class StreamHub:
 
     def _wake(self) -> None:
         try:
-            self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=10, approximate=False)
-            self.redis.expire(self.wake_key, 3600)
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self.wake_key, {"w": "1"}, maxlen=10, approximate=False)
+                pipe.expire(self.wake_key, 3600)
+                pipe.execute()
         except RedisError:
             pass
 

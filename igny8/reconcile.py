@@ -80,14 +80,16 @@ def reconcile(task: GenerationTask | None = None) -> list[str]:
         if candidate.running and is_dead(candidate):
             fail_task(candidate)
             failed.append(candidate.id)
-    _release_orphans()
+    _release_orphans(task)
     return failed
 
 
-def _release_orphans() -> None:
+def _release_orphans(task: GenerationTask | None) -> None:
     """Images marked queued/processing by a task that has already ended (should not happen;
-    cheap to repair)."""
+    cheap to repair). Only that task's images when one task is checked (each stream keepalive)."""
     ended = select(GenerationTask.id).where(GenerationTask.state.in_(("SUCCESS", "FAILURE")))
+    if task is not None:
+        ended = ended.where(GenerationTask.id == task.id)
     orphans = db.session.scalars(select(Image).where(Image.status.in_(("queued", "processing")),
                                                      Image.task_id.in_(ended))).all()
     for image in orphans:

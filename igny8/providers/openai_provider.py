@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 from typing import Any
 
 import openai
@@ -25,6 +26,24 @@ PRICE_PER_SQUARE_IMAGE = {"gpt-image-2": 0.042, "gpt-image-2.5": 0.042}
 CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 # Failures of the connect phase: the request never reached OpenAI, so nothing was made or billed.
 _NOT_SENT_CAUSES = ("ConnectError", "ConnectTimeout", "PoolTimeout")
+
+
+_http_client: Any = None
+_http_client_lock = threading.Lock()
+
+
+def shared_http_client() -> Any:  # noqa: ANN401 - openai.DefaultHttpxClient
+    """The process's HTTP client for OpenAI: one connection pool for every batch.
+
+    The worker builds it before RQ forks a work-horse per batch (building it costs an SSL context
+    and the CA bundle); the parent never sends a request with it, so each fork inherits an empty
+    pool. Timeouts are passed per request by the SDK.
+    """
+    global _http_client
+    with _http_client_lock:
+        if _http_client is None:
+            _http_client = openai.DefaultHttpxClient()
+        return _http_client
 
 
 def estimate_cost(model: str, width: int, height: int) -> float | None:
@@ -43,12 +62,13 @@ class OpenAIProvider(ImageProvider):
     def __init__(self, *, api_key: str, model: str, base_url: str | None = None, timeout: float = 120.0) -> None:
         self.model, self.timeout = model, timeout
         self._api_key = api_key
-        # base_url None lets the SDK read OPENAI_BASE_URL. One client (one connection pool) per
-        # provider; httpx clients are thread-safe, and the SDK closes the pool on garbage collection.
-        self._client = OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+        # base_url None lets the SDK read OPENAI_BASE_URL. Every batch of the process shares one
+        # HTTP connection pool (httpx clients are thread-safe): no TLS handshake per batch.
+        self._client = OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,
+                              http_client=shared_http_client())
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: the connection pool is the process's, not this provider's."""
 
     def generate(self, request: ImageRequest, on_partial: PartialCallback | None = None) -> GeneratedImage:
         params: dict[str, Any] = {

@@ -1,0 +1,21 @@
+"""Configuration from the environment: provider rate limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from igny8.config import Config
+from igny8.ratelimit import Limit
+
+
+def test_provider_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PROVIDER_LIMIT_OPENAI", "2/30")
+    monkeypatch.delenv("PROVIDER_LIMIT_RUNWARE", raising=False)
+    assert Config.from_env()["PROVIDER_LIMITS"] == {"openai": Limit(concurrent=2, per_minute=30)}
+
+
+@pytest.mark.parametrize("value", ["x", "4", "4/", "0/10", "3/-1"])
+def test_a_malformed_provider_limit_is_refused_with_its_name(monkeypatch, value):
+    monkeypatch.setenv("PROVIDER_LIMIT_RUNWARE", value)
+    with pytest.raises(ValueError, match="PROVIDER_LIMIT_RUNWARE"):
+        Config.from_env()
