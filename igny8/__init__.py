@@ -37,11 +37,13 @@ def register_extensions(app: Flask) -> None:
     from . import auth
     from .extensions import db, migrate
     from .redis_client import init_redis
+    from .security import register_security
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     auth.register_auth(app)
     init_redis(app)
+    register_security(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -31,6 +31,8 @@ def browser():  # noqa: ANN201
 def page(browser, live_server, acme):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
+    blocked = []  # the strict Content-Security-Policy must never have to block anything of ours
+    page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(f"{live_server.url}/login")
     page.fill("#email", acme["email"])
     page.fill("#password", "correct horse battery")
@@ -38,6 +40,7 @@ def page(browser, live_server, acme):  # noqa: ANN001, ANN201
     page.wait_for_url("**/writer/images")
     yield page
     context.close()
+    assert blocked == [], f"CSP violations: {blocked}"
 
 
 def shot(page: Page, name: str) -> None:

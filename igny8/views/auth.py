@@ -9,6 +9,7 @@ from flask_login import login_required, login_user, logout_user
 
 from ..auth import check_password, find_user_by_email
 from ..logs import event
+from ..security import login_limits
 
 bp = Blueprint("auth", __name__)
 
@@ -21,6 +22,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_limits
 def login():  # noqa: ANN201
     if request.method == "POST":
         email = request.form.get("email", "")

@@ -1,0 +1,72 @@
+"""Browser-facing defences: security headers with a strict Content-Security-Policy, and the
+login rate limit (Flask-Limiter, counters in Redis so every web process shares them).
+
+The app's pages load only our own files (htmx and its SSE extension are vendored in static/),
+so the policy allows nothing else: no inline script or style, no other origin. rq-dashboard's
+pages (admins only) carry inline scripts of their own, so /rq gets the same policy plus
+'unsafe-inline' for scripts and styles there and nowhere else.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, flash, render_template, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+
+from .dashboard import URL_PREFIX as DASHBOARD_PREFIX
+from .logs import event
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+DASHBOARD_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'")
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+# Per address and email (guessing one account's password), and per address (trying many).
+LOGIN_LIMIT_PER_EMAIL = "10 per minute"
+LOGIN_LIMIT_PER_ADDRESS = "60 per minute"
+
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True,
+                  strategy="moving-window")
+
+
+def _address_and_email() -> str:
+    return f"{get_remote_address()}|{request.form.get('email', '').strip().lower()[:200]}"
+
+
+def login_limits(view):  # noqa: ANN001, ANN201
+    """Decorates the login view: POSTs only (showing the form is never limited)."""
+    view = limiter.limit(LOGIN_LIMIT_PER_EMAIL, key_func=_address_and_email, methods=["POST"])(view)
+    return limiter.limit(LOGIN_LIMIT_PER_ADDRESS, methods=["POST"])(view)
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy",
+                                DASHBOARD_CSP if request.path.startswith(DASHBOARD_PREFIX + "/") else CSP)
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.is_secure or request.headers.get("X-Forwarded-Proto") == "https":
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    return response
+
+
+def _too_many_logins(exc: RateLimitExceeded):  # noqa: ANN202
+    event("login_rate_limited", level=30, limit=str(exc.limit.limit) if exc.limit else "")
+    if request.path.startswith("/api/"):
+        return {"error": f"Too many requests: {exc.description}. Try again in a minute."}, 429
+    flash("Too many login attempts. Wait a minute, then try again.", "error")
+    return render_template("auth/login.html", email=request.form.get("email", "")), 429
+
+
+def register_security(app: Flask) -> None:
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    # Redis down must not lock everybody out: the limit is skipped (logged) until it is back.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    limiter.init_app(app)
+    app.after_request(_security_headers)
+    app.register_error_handler(RateLimitExceeded, _too_many_logins)
