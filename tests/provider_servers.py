@@ -37,6 +37,7 @@ class FakeOpenAI(FakeProviderServer):
         if handler.path.rstrip("/") != "/v1/images/generations":
             return handler.send_json(404, _openai_error("Unknown request URL", "invalid_request_error", None))
         body = body if isinstance(body, dict) else {}
+        self.authorization = handler.headers.get("Authorization", "")  # what the real client sent
         behaviour = self._next_call(body, str(body.get("prompt", "")))
         self._wait(self.latency if not body.get("stream") else 0)
         if not handler.headers.get("Authorization", "").startswith("Bearer ") or behaviour == "bad-key":
