@@ -39,6 +39,12 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     MEDIA_ROOT: str = str(INSTANCE / "media")
+    # Where images are stored: "local" (the folder MEDIA_ROOT) or "s3" (S3_BUCKET, shared by workers
+    # on several machines). Credentials for s3 come from the standard AWS_* variables / boto3 chain.
+    MEDIA_STORE: str = "local"
+    S3_BUCKET: str | None = None
+    S3_ENDPOINT_URL: str | None = None  # for an S3-compatible server (MinIO, Ceph...); unset for AWS
+    S3_REGION: str = "us-east-1"
     OPENAI_BASE_URL: str | None = None
     RUNWARE_BASE_URL: str | None = None
     # Seconds the offline placeholder renderer waits per image so demo progress is visible.
@@ -64,7 +70,8 @@ class Config:
         """Return the configuration as a dict, environment first, class defaults second."""
         config = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
         config["SQLALCHEMY_DATABASE_URI"] = _database_url()
-        for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL"):
+        for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL", "MEDIA_STORE",
+                     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION"):
             if os.environ.get(name):
                 config[name] = os.environ[name]
         for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT"):

@@ -310,7 +310,10 @@ class BatchRunner:
         if job is not None:
             job.meta["progress"] = {k: summary.get(k) for k in
                                     ("state", "content_title", "total_images", "current_image", "completed", "failed")}
-            job.save_meta()
+            try:
+                job.save_meta()
+            except RedisError as exc:  # the dashboard's copy only: the database and stream go on
+                current_app.logger.warning("job meta not saved task=%s: %s", self.task_id, exc)
 
     def task_cancelled(self) -> bool:
         return bool(db.session.scalar(db.select(GenerationTask.cancelled).filter_by(id=self.task_id)))

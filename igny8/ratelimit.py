@@ -11,10 +11,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from .progress import PREFIX
 
@@ -49,6 +50,8 @@ class Limit:
     per_minute: int
 
 
+REDIS_PATIENCE = 30.0  # seconds a provider call waits for Redis to come back before failing
+
 DEFAULT_LIMITS = {
     "openai": Limit(concurrent=4, per_minute=50),
     "runware": Limit(concurrent=8, per_minute=300),
@@ -71,16 +74,27 @@ class RateLimiter:
     def slot(self) -> Iterator[None]:
         """Hold one request slot for the duration of the block (waits until one is free)."""
         token = uuid.uuid4().hex
+        redis_down_since = None
         while True:
-            wait_ms = self._acquire(keys=self.keys, args=[self._now_ms(), self.lease_ms, self.limit.concurrent,
-                                                          self.limit.per_minute, token])
+            try:
+                wait_ms = self._acquire(keys=self.keys, args=[self._now_ms(), self.lease_ms, self.limit.concurrent,
+                                                              self.limit.per_minute, token])
+            except RedisError:
+                # A Redis restart takes seconds: wait for it rather than fail the image, but not forever.
+                redis_down_since = redis_down_since or time.monotonic()
+                if time.monotonic() - redis_down_since > REDIS_PATIENCE:
+                    raise
+                time.sleep(0.5)
+                continue
             if not wait_ms:
                 break
             time.sleep(int(wait_ms) / 1000)
         try:
             yield
         finally:
-            self.redis.zrem(self.keys[0], token)
+            # Never let the release hide the outcome of the call (a paid image): the lease expires anyway.
+            with suppress(RedisError):
+                self.redis.zrem(self.keys[0], token)
 
     def cool_down(self, seconds: float) -> None:
         """The provider said 429: every worker of this account pauses for ``seconds``."""

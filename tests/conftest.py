@@ -3,6 +3,7 @@ PostgreSQL of ``DATABASE_URL``), the app, clients that log in, and a real RQ wor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -157,6 +158,19 @@ def worker_env(app_config: dict) -> dict[str, str]:
     return env
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
 class WorkerProcess:
     """A real ``python worker.py`` process on the test Redis and database."""
 
@@ -175,9 +189,14 @@ class WorkerProcess:
         return self
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (worker and its work-horse), as the OOM killer would."""
+        """SIGKILL the worker and its work-horse at once, as a machine crash would. RQ puts the
+        horse in a process group of its own (``os.setpgrp``), so it is found by its parent pid."""
         if self.proc and self.proc.poll() is None:
+            horses = _children(self.proc.pid)
             os.killpg(self.proc.pid, signal.SIGKILL)
+            for pid in horses:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:

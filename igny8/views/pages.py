@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
@@ -22,6 +23,7 @@ from ..content import (
 from ..extensions import db
 from ..models import IMAGE_STATUSES
 from ..settings import image_generation_config
+from ..storage import LocalMediaStore, StorageError, get_store
 from .htmx import render_page
 
 bp = Blueprint("pages", __name__)
@@ -125,7 +127,28 @@ def delete_article(content_id: int):  # noqa: ANN201
 @bp.get("/media/<path:key>")
 @login_required
 def media(key: str):  # noqa: ANN201
-    """Files are stored under ``a<account_id>/``; another account's file answers 404."""
+    """Files are stored under ``a<account_id>/``; another account's file answers 404. The local
+    folder is sent as files; an S3 object is read through the store (the bucket stays private)."""
     if not key.startswith(f"a{current_account_id()}/"):
         abort(404)
-    return send_from_directory(Path(current_app.config["MEDIA_ROOT"]), key, max_age=86400)
+    store = get_store(current_app.config)
+    if isinstance(store, LocalMediaStore):
+        return _private(send_from_directory(Path(current_app.config["MEDIA_ROOT"]), key, max_age=86400))
+    try:
+        data = store.read(key)
+    except (FileNotFoundError, ValueError):
+        abort(404)
+    except StorageError as exc:
+        current_app.logger.warning("media_unavailable key=%s error=%s", key, exc)
+        abort(503, description=str(exc))
+    response = current_app.response_class(data, mimetype=mimetypes.guess_type(key)[0] or "application/octet-stream")
+    response.cache_control.max_age = 86400
+    response.add_etag()
+    return _private(response.make_conditional(request))
+
+
+def _private(response):  # noqa: ANN001, ANN202
+    """Images are behind the login: browsers may keep them, shared caches must not."""
+    response.cache_control.public = False
+    response.cache_control.private = True
+    return response
