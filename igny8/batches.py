@@ -49,8 +49,9 @@ def queue_batch(account_id: int, body: Any) -> tuple[GenerationTask, list[dict[s
     task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
                           content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed))
     db.session.add(task)
-    db.session.commit()
+    # Built before the commit, which expires every row (reading them after it would reload each).
     items = [queue_item(img, i, img.content.title) for i, img in enumerate(claimed, start=1)]
+    db.session.commit()
     for item in items:
         item.update(status="pending", progress=0, image_url=None, error=None, phase="queued")
     progress_store().init_task(task.id, summary_from_task(task), items)

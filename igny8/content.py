@@ -16,7 +16,9 @@ MAX_TITLE = 300
 MAX_HTML = 200_000
 MAX_PROMPT = 4000
 MAX_IN_ARTICLE_PROMPTS = 20
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters other than tab/LF/CR, and lone surrogates (JSON "\ud800" decodes to one, and
+# no database can store it as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 class ContentError(ValueError):
@@ -31,13 +33,14 @@ def _text(value: Any, field: str, limit: int, errors: dict[str, str], *, require
     if not isinstance(value, str):
         errors[field] = "Must be text."
         return ""
+    # Limits apply to the text as sent (what the OpenAPI document states), then it is stripped.
+    if len(value) > limit:
+        errors[field] = f"At most {limit} characters (got {len(value)})."
+    elif _CONTROL.search(value):
+        errors[field] = "Contains control characters or invalid Unicode."
     value = value.strip()
     if required and not value:
         errors[field] = "Required."
-    elif len(value) > limit:
-        errors[field] = f"At most {limit} characters (got {len(value)})."
-    elif _CONTROL.search(value):
-        errors[field] = "Contains control characters."
     return value
 
 
@@ -51,7 +54,9 @@ def validate_article(data: Any) -> dict[str, Any]:
         "html": _text(data.get("html"), "html", MAX_HTML, errors),
         "featured_prompt": _text(data.get("featured_prompt"), "featured_prompt", MAX_PROMPT, errors),
     }
-    prompts = data.get("in_article_prompts") or []
+    prompts = data.get("in_article_prompts")
+    if prompts is None:  # only null means "none": {}, "" or false is a wrong type, not an empty list
+        prompts = []
     if not isinstance(prompts, list) or len(prompts) > MAX_IN_ARTICLE_PROMPTS:
         errors["in_article_prompts"] = f"A list of at most {MAX_IN_ARTICLE_PROMPTS} prompts."
         prompts = []

@@ -38,5 +38,8 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException):  # noqa: ANN202
         message = exc.description or exc.name
         if wants_json():
-            return api_error(exc.code or 500, message)
+            response, status = api_error(exc.code or 500, message)
+            # Keep the headers the status needs (Allow on 405, Retry-After on 429...), not the HTML type.
+            response.headers.extend((k, v) for k, v in exc.get_headers() if k.lower() != "content-type")
+            return response, status
         return render_template("error.html", code=exc.code, message=message), exc.code or 500

@@ -61,10 +61,13 @@ class QueueError(Exception):
 
 MAX_IDS = 100
 QUEUE_NAME = "images"
+# Ids are INTEGER columns: PostgreSQL refuses a larger number in a query ("integer out of range"),
+# so a bigger id can only be a caller's mistake, answered 400 before any query.
+MAX_DB_ID = 2**31 - 1
 
 
 def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**53
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_DB_ID
 
 
 def _parse_request(body: Any) -> tuple[list[int] | None, int | None]:
@@ -76,12 +79,12 @@ def _parse_request(body: Any) -> tuple[list[int] | None, int | None]:
     ids, content_id = body.get("ids"), body.get("content_id")
     if ids is not None:
         if not isinstance(ids, list) or not all(_positive_int(i) for i in ids):
-            raise QueueError(400, "ids must be a list of positive whole numbers.")
+            raise QueueError(400, f"ids must be a list of whole numbers from 1 to {MAX_DB_ID}.")
         if not ids or len(ids) > MAX_IDS:
             raise QueueError(400, f"ids must hold 1 to {MAX_IDS} image ids.")
         ids = list(dict.fromkeys(ids))
     if content_id is not None and not _positive_int(content_id):
-        raise QueueError(400, "content_id must be a positive whole number.")
+        raise QueueError(400, f"content_id must be a whole number from 1 to {MAX_DB_ID}.")
     if ids is None and content_id is None:
         raise QueueError(400, "Send ids, content_id, or both.")
     return ids, content_id
@@ -120,8 +123,8 @@ def claim(images: list[Image], task_id: str) -> list[Image]:
         update(Image).where(Image.id.in_([i.id for i in images]), Image.status.not_in(("queued", "processing")))
         .values(status="queued", task_id=task_id, error=None).execution_options(synchronize_session=False)
     )
-    for image in images:
-        db.session.refresh(image)
+    ids = [img.id for img in images]
+    db.session.scalars(select(Image).where(Image.id.in_(ids)).execution_options(populate_existing=True)).all()
     return [img for img in images if img.task_id == task_id]
 
 

@@ -3,6 +3,7 @@ the database rows (the truth, kept after the keys expire or when Redis lost them
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -16,6 +17,8 @@ from .models import GenerationTask, Image
 from .progress import ProgressStore
 from .queueing import queue_item
 from .redis_client import get_redis
+
+_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def progress_store() -> ProgressStore:
@@ -112,6 +115,7 @@ def progress_body(summary: dict[str, Any], items: list[dict[str, Any]]) -> dict[
 
 
 def get_task(account_id: int, task_id: str) -> GenerationTask | None:
-    if not task_id or len(task_id) > 64:
+    # Task ids are RQ job ids; anything else (NUL, which PostgreSQL refuses, included) is no task.
+    if not _TASK_ID.fullmatch(task_id or ""):
         return None
     return db.session.scalar(select(GenerationTask).filter_by(id=task_id, account_id=account_id))

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
@@ -24,7 +25,7 @@ from igny8.auth import create_user, issue_api_token
 from igny8.extensions import db
 from igny8.models import Account
 from igny8.redis_client import close_redis
-from igny8.redis_server import RedisServer
+from igny8.redis_server import RedisServer, free_port
 from tests.provider_servers import fake_openai, fake_runware  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,6 +233,39 @@ def start_worker(worker_env: dict[str, str], tmp_path: Path):  # noqa: ANN201
 @pytest.fixture
 def worker(start_worker):  # noqa: ANN001, ANN201
     return start_worker()
+
+
+class WebProcess:
+    """``gunicorn -k gevent … wsgi:app`` as ``make run`` starts it, on its own free port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path, self.log = log_path, open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        command = [str(Path(sys.executable).parent / "gunicorn"), "-k", "gevent", "--worker-connections", "2000",
+                   "--no-control-socket", "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "wsgi:app"]
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def health(self) -> dict | None:
+        """The /healthz body once the process answers (any status), else None."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gunicorn on {self.url} exited with {self.proc.returncode}:\n"
+                               f"{self.log_path.read_text(errors='replace')[-4000:]}")
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=2).json()
+        except requests.RequestException:
+            return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.log.close()
 
 
 class LiveServer:

@@ -101,10 +101,12 @@ def test_runware_batch_uses_the_task_array_format(client, acme, fake_runware, st
 
 @pytest.mark.parametrize("behaviours, status, attempts, message", [
     (["429", "ok"], "generated", 2, None),
+    (["429-noheader", "ok"], "generated", 2, None),
     (["503", "ok"], "generated", 2, None),
     (["500", "500", "500"], "failed", 3, "OpenAI"),
     (["content-policy"], "failed", 1, "policy"),
     (["timeout"], "failed", 1, "time"),
+    (["reset"], "failed", 1, "connection"),
     (["bad-key"], "failed", 1, "key"),
     (["malformed"], "failed", 1, None),
     (["garbage-image"], "failed", 1, "not an image"),

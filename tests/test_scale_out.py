@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -43,8 +42,8 @@ from igny8 import create_app
 from igny8.extensions import db
 from igny8.models import GenerationTask, Image
 from igny8.redis_client import close_redis
-from igny8.redis_server import RedisServer, free_port
-from tests.conftest import ROOT, Accounts, WorkerProcess, wait_for
+from igny8.redis_server import RedisServer
+from tests.conftest import ROOT, Accounts, WebProcess, WorkerProcess, wait_for
 from tests.test_generation import GENERATE, SETTINGS
 
 pytestmark = pytest.mark.slow
@@ -91,39 +90,6 @@ def pg_database() -> Iterator[str]:
 
 
 # ---------------------------------------------------------------- the processes
-
-class WebProcess:
-    """``gunicorn -k gevent … wsgi:app`` as ``make run`` starts it, on its own free port."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path, self.log = log_path, open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        command = [str(Path(sys.executable).parent / "gunicorn"), "-k", "gevent", "--worker-connections", "2000",
-                   "--no-control-socket", "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "wsgi:app"]
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def health(self) -> dict | None:
-        """The /healthz body once the process answers (any status), else None."""
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"gunicorn on {self.url} exited with {self.proc.returncode}:\n"
-                               f"{self.log_path.read_text(errors='replace')[-4000:]}")
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=2).json()
-        except requests.RequestException:
-            return None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.log.close()
-
 
 @dataclass
 class Cluster:

@@ -1,0 +1,279 @@
+"""The OpenAPI 3.1 document of the JSON API, served at ``/api/v1/openapi.json``.
+
+It is built from the same constants the validators use (lengths, choices, models), so the limits
+it states are the limits the server enforces; ``tests/test_fuzz_api.py`` fuzzes the API against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .content import MAX_HTML, MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, MAX_TITLE
+from .models import IMAGE_STATUSES, IMAGE_TYPES, TASK_STATES
+from .providers import MODELS, PROVIDERS
+from .queueing import MAX_DB_ID, MAX_IDS, QUEUE_STATUS
+from .settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT
+from .settings import IMAGE_TYPES as STYLES
+
+API = "/api/v1"
+NO_CONTROL = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"  # tab, LF and CR are text; other controls are not
+AIR_ID = "^[a-z0-9_-]{1,40}:[0-9]{1,12}@[0-9]{1,12}$"
+TASK_ID = "^[A-Za-z0-9_-]{1,64}$"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(properties: dict[str, Any], *, required: tuple[str, ...] | None = None, extra: bool = False,
+        **more: Any) -> dict[str, Any]:
+    """An object schema; every property is required unless ``required`` says otherwise."""
+    return {"type": "object", "properties": properties,
+            "required": list(properties if required is None else required),
+            "additionalProperties": extra, **more}
+
+
+def ok(properties: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """A success body: ``{"success": true, ...}``."""
+    return obj({"success": {"const": True}, **properties}, **more)
+
+
+def text(limit: int, **more: Any) -> dict[str, Any]:
+    return {"type": "string", "maxLength": limit, "pattern": NO_CONTROL, **more}
+
+
+def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/responses/{description}"}
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def operation(summary: str, responses: dict[str, Any], *, body: dict[str, Any] | None = None,
+              parameters: list[dict[str, Any]] | None = None, public: bool = False) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "operationId": summary.lower().replace(" ", "_").replace("'", ""),
+                          "responses": {**responses, "401": error("Unauthorized")}}
+    if body is not None:
+        # A body request without a Bearer token is a cookie request, which the CSRF check answers 400.
+        op["requestBody"] = body
+        op["responses"].update({"400": error("BadRequest"), "413": error("TooLarge")})
+    if parameters:
+        op["parameters"] = parameters
+    if public:
+        op["security"] = []  # an invalid Bearer token is still refused (401), as everywhere
+    return op
+
+
+def path_task_id() -> dict[str, Any]:
+    return {"name": "task_id", "in": "path", "required": True,
+            "description": "The task id from generate_images (an RQ job id).",
+            "schema": {"type": "string", "pattern": TASK_ID}}
+
+
+# ---------------------------------------------------------------- components
+
+def schemas() -> dict[str, Any]:
+    int_id = {"type": "integer", "minimum": 1, "maximum": MAX_DB_ID}
+    url = nullable({"type": "string"})
+    return {
+        "Error": obj({"success": {"const": False}, "error": {"type": "string"},
+                      "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                                 "description": "One message per invalid field."}},
+                     required=("success", "error")),
+        "ImageGenerationConfig": obj({
+            "provider": {"enum": list(PROVIDERS)},
+            "model": {"type": "string"},
+            "image_type": {"enum": list(STYLES)},
+            "max_in_article_images": {"type": "integer", "minimum": 0, "maximum": MAX_IN_ARTICLE_LIMIT},
+            "image_format": {"enum": list(IMAGE_FORMATS)},
+            "desktop_enabled": {"type": "boolean"},
+            "mobile_enabled": {"type": "boolean"},
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+        }),
+        "Credentials": ok({"configured": {"type": "boolean"},
+                           "key_hint": nullable({"type": "string", "maxLength": 8}),
+                           "model": {"type": "string"}}),
+        "Image": obj({
+            "id": int_id, "content_id": int_id, "type": {"enum": list(IMAGE_TYPES)},
+            "position": {"type": "integer", "minimum": 0}, "prompt": {"type": "string"},
+            "status": {"enum": list(IMAGE_STATUSES)}, "image_url": url, "mobile_url": url,
+            "error": nullable({"type": "string"}), "provider": nullable({"type": "string"}),
+            "model": nullable({"type": "string"}), "placeholder": {"type": "boolean"},
+            "attempts": {"type": "integer", "minimum": 0}, "cost": {"type": "number", "minimum": 0},
+            "width": nullable({"type": "integer"}), "height": nullable({"type": "integer"}),
+            "format": nullable({"type": "string"}),
+        }),
+        "Article": obj({"id": int_id, "title": {"type": "string"}, "status": {"type": "string"},
+                        "images": {"type": "array", "items": ref("Image")}}),
+        "ImageQueueItem": obj({
+            "image_id": int_id, "index": {"type": "integer", "minimum": 1}, "label": {"type": "string"},
+            "type": {"enum": list(IMAGE_TYPES)}, "position": {"type": "integer", "minimum": 0},
+            "content_title": {"type": "string"},
+            "status": {"enum": sorted(set(QUEUE_STATUS.values()))},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "image_url": url, "error": nullable({"type": "string"}),
+        }, extra=True, description="Also carries display hints (phase, thumb_url, placeholder, timestamps)."),
+        "ImageResult": obj({"image_id": int_id, "status": {"enum": sorted(set(QUEUE_STATUS.values()))},
+                            "image_url": url,
+                            "error": nullable({"type": "string"})}),
+        "TaskProgress": obj({
+            "task_id": {"type": "string"},
+            "state": {"enum": list(TASK_STATES)},
+            "meta": obj({
+                "current_image": {"type": "integer", "minimum": 0},
+                "total_images": {"type": "integer", "minimum": 0},
+                "completed": {"type": "integer", "minimum": 0},
+                "failed": {"type": "integer", "minimum": 0},
+                "results": {"type": "array", "items": ref("ImageResult")},
+            }, extra=True),
+            "result": nullable(obj({"state": {"enum": list(TASK_STATES)},
+                                    "results": {"type": "array", "items": ref("ImageResult")}}, extra=True)),
+        }, extra=True),
+    }
+
+
+def request_schemas() -> dict[str, Any]:
+    models = sorted({m for names in MODELS.values() for m in names})
+    prompt = nullable(text(MAX_PROMPT))
+    return {
+        "ImageGenerationUpdate": obj({
+            "provider": {"enum": list(PROVIDERS)},
+            "model": {"type": "string", "minLength": 1,
+                      "description": f"Must be a model of the provider: {models}, or a Runware AIR id."},
+            "image_type": {"enum": list(STYLES)},
+            "max_in_article_images": {"type": "integer", "minimum": 0, "maximum": MAX_IN_ARTICLE_LIMIT},
+            "image_format": {"enum": list(IMAGE_FORMATS)},
+            "desktop_enabled": {"type": "boolean"},
+            "mobile_enabled": {"type": "boolean"},
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+        }, required=(), description="Any subset of the settings; the others keep their value."),
+        "OpenAICredentialsUpdate": credentials_update({"enum": list(MODELS["openai"])}),
+        "RunwareCredentialsUpdate": credentials_update(
+            {"anyOf": [{"enum": list(MODELS["runware"])}, {"type": "string", "pattern": AIR_ID}]}),
+        "ArticleCreate": obj({
+            "title": text(MAX_TITLE, allOf=[{"pattern": "\\S"}]),  # not only whitespace
+            "html": nullable(text(MAX_HTML)),
+            "featured_prompt": prompt,
+            "in_article_prompts": nullable({"type": "array", "maxItems": MAX_IN_ARTICLE_PROMPTS, "items": prompt}),
+            "status": {"description": "Accepted and ignored (new articles are drafts)."},
+        }, required=("title",), description="Limits count the text as sent; it is stored stripped. "
+                                            "Control characters other than tab/LF/CR are refused. "
+                                            "Empty prompts make no image."),
+        "GenerateImages": obj({
+            "ids": nullable({"type": "array", "minItems": 1, "maxItems": MAX_IDS,
+                             "items": {"type": "integer", "minimum": 1, "maximum": MAX_DB_ID}}),
+            "content_id": nullable({"type": "integer", "minimum": 1, "maximum": MAX_DB_ID}),
+        }, required=(), anyOf=[{"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+                   {"required": ["content_id"], "properties": {"content_id": {"type": "integer"}}}],
+                   description="ids alone, content_id alone (the queue is built by the rule), or both."),
+    }
+
+
+def credentials_update(model: dict[str, Any]) -> dict[str, Any]:
+    return obj({
+        "api_key": nullable({"type": "string", "pattern": "^([!-~]{8,400})?$",
+                             "description": "8 to 400 printable characters; \"\" or null removes the key."}),
+        "model": model,
+    }, required=())
+
+
+def responses() -> dict[str, Any]:
+    err = ref("Error")
+    return {
+        "BadRequest": json_response("Malformed JSON, wrong types or values (errors per field), or a missing "
+                                    "CSRF token on a cookie request", err),
+        "Unauthorized": json_response("No session and no valid Bearer token", err),
+        "NotFound": json_response("Not found, or not the caller's", err),
+        "Conflict": json_response("Nothing to do in this state", err),
+        "TooLarge": json_response("The body is larger than MAX_CONTENT_LENGTH (1 MiB)", err),
+        "Unavailable": json_response("The job queue (Redis) is unavailable; nothing was queued", err),
+    }
+
+
+# ---------------------------------------------------------------- paths
+
+def paths() -> dict[str, Any]:
+    config = ok({"config": ref("ImageGenerationConfig")})
+    credentials = {"200": json_response("What may leave the server: never the key", ref("Credentials"))}
+    generate = ok({"task_id": {"type": "string", "pattern": TASK_ID}, "existing": {"type": "boolean"},
+                   "queue": {"type": "array", "items": ref("ImageQueueItem")}})
+    by_id = [path_task_id()]
+    integrations = f"{API}/system/integrations"
+    return {
+        f"{API}/openapi.json": {"get": operation("OpenAPI document", {
+            "200": json_response("This document", {"type": "object"})}, public=True)},
+        f"{integrations}/image_generation/": {
+            "get": operation("Get image generation settings", {
+                "200": json_response("The settings, defaults filled in", config)}),
+            "put": operation("Update image generation settings", {
+                "200": json_response("The saved settings", config)},
+                body=json_body(ref("ImageGenerationUpdate"))),
+        },
+        **{f"{integrations}/{name}/": {
+            "get": operation(f"Get {name} credentials", credentials),
+            "put": operation(f"Update {name} credentials", credentials,
+                             body=json_body(ref(f"{label}CredentialsUpdate"))),
+        } for name, label in (("openai", "OpenAI"), ("runware", "Runware"))},
+        f"{API}/writer/content/": {
+            "get": operation("List articles", {
+                "200": json_response("The account's articles, newest first",
+                                     ok({"content": {"type": "array", "items": ref("Article")}}))}),
+            "post": operation("Create an article", {
+                "201": json_response("The article with its image rows",
+                                     ok(schemas()["Article"]["properties"]))},
+                body=json_body(ref("ArticleCreate"))),
+        },
+        f"{API}/writer/images/": {"get": operation("List images", {
+            "200": json_response("The account's images", ok({"images": {"type": "array", "items": ref("Image")}})),
+            "400": error("BadRequest")}, parameters=[
+            {"name": "content_id", "in": "query", "required": False, "description": "Empty: any article.",
+             "schema": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_DB_ID}, {"const": ""}]}},
+            {"name": "status", "in": "query", "required": False, "description": "Empty: any status.",
+             "schema": {"enum": [*IMAGE_STATUSES, ""]}},
+        ])},
+        f"{API}/writer/images/generate_images/": {"post": operation("Generate images", {
+            "202": json_response("Queued (or, with existing: true, already held by the running task named)",
+                                 generate),
+            "404": error("NotFound"), "409": error("Conflict"), "503": error("Unavailable")},
+            body=json_body(ref("GenerateImages")))},
+        f"{API}/system/settings/task_progress/{{task_id}}/": {"get": operation("Task progress", {
+            "200": json_response("The task's state", ref("TaskProgress")), "404": error("NotFound")},
+            parameters=by_id)},
+        f"{API}/tasks/{{task_id}}/events": {"get": operation("Task events", {
+            "200": {"description": "Server-sent events: snapshot, then image and task, then done",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "404": error("NotFound")}, parameters=by_id)},
+        f"{API}/tasks/{{task_id}}/cancel": {"post": operation("Cancel a task", {
+            "202": json_response("Cancel requested", ok({"task_id": {"type": "string"}, "state": {
+                "enum": list(TASK_STATES)}, "cancelled": {"const": True}})),
+            "400": error("BadRequest"), "404": error("NotFound"), "409": error("Conflict")}, parameters=by_id)},
+    }
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document (a fresh dict each call)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "igny8 Images API", "version": "1",
+                 "description": "JSON API of igny8 Images. Authenticate with `Authorization: Bearer <token>` "
+                                "(Settings → API token), or with the session cookie plus the `X-CSRFToken` "
+                                "header. Errors are `{success: false, error, errors?}`. Bodies are limited "
+                                "to 1 MiB."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths(),
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {**schemas(), **request_schemas()},
+            "responses": responses(),
+        },
+    }
