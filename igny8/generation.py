@@ -97,17 +97,17 @@ class BatchRunner:
                 self.fail_image(image_id, exc.message, attempts=0)
             return exc.message
         concurrency = max(1, int(self.settings.get("concurrency", 1)))
-        if concurrency == 1:
-            # One image at a time at the provider, as in the seed; converting and storing an image
-            # (already paid for) overlaps the next provider call. Leaving the block waits for both.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as self.storer:
+        # Converting and storing an image (already paid for) happens on the storing threads, so the
+        # next provider call starts at once. Leaving the blocks waits for every call and every store.
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="store") as self.storer:
+            if concurrency == 1:  # one image at a time at the provider, as in the seed
                 for image_id in image_ids:
                     self.run_image(provider, image_id)
-            self.storer = None
-        else:
-            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="image") as pool:
-                for future in [pool.submit(self.run_image_in_context, provider, i) for i in image_ids]:
-                    future.result()
+            else:
+                with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="image") as pool:
+                    for future in [pool.submit(self.run_image_in_context, provider, i) for i in image_ids]:
+                        future.result()
+        self.storer = None
         return None
 
     def make_provider(self) -> ImageProvider:

@@ -85,6 +85,27 @@ def test_openai_batch_calls_the_provider_once_per_image(client, acme, fake_opena
     assert rows[0]["image_url"].endswith(".png")
 
 
+def test_concurrent_batch_stores_every_image_and_fails_only_the_undecodable_one(client, acme, fake_openai,
+                                                                              start_worker):
+    """Concurrency 3: calls run three at a time while images are stored on their own threads; an
+    image that does not decode fails alone, with its cost (it was billed), and nothing is lost."""
+    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
+    configure(client, acme, provider="openai", max_in_article_images=4, concurrency=3)
+    fake_openai.latency = 0.3
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    body = {"title": "Concurrent", "featured_prompt": "A cover",
+            "in_article_prompts": ["One", "Two [provider-fail:garbage-image]", "Three", "Four"]}
+    content = client.post("/api/v1/writer/content/", json=body, headers=acme["headers"]).json
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    result = finished(client, acme, task_id)
+    assert (result["state"], result["meta"]["completed"], result["meta"]["failed"]) == ("SUCCESS", 4, 1)
+    assert fake_openai.call_count == 5, "one call per image, the undecodable one included, none repeated"
+    rows = images(client, acme, content["id"])
+    bad = next(r for r in rows if "provider-fail" in r["prompt"])
+    assert bad["status"] == "failed" and "not an image" in bad["error"] and bad["cost"] > 0 and bad["attempts"] == 1
+    assert all(r["status"] == "generated" and r["image_url"] for r in rows if r is not bad)
+
+
 def test_runware_batch_uses_the_task_array_format(client, acme, fake_runware, start_worker):
     client.put("/api/v1/system/integrations/runware/", json={"api_key": "rw-test-0123456789"}, headers=acme["headers"])
     configure(client, acme, provider="runware", max_in_article_images=2)

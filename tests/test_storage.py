@@ -7,6 +7,7 @@ import errno
 import io
 import re
 import stat
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from igny8.storage import (
     get_store,
     seo_slug,
     store_image,
+    warm_up,
 )
 from igny8.storage import _message as storage_message
 
@@ -207,3 +209,11 @@ def test_a_long_title_is_cut_at_a_word_boundary():
     base = slug.removesuffix("-featured")
     assert len(base) <= 60 and not base.endswith("-") and base.startswith("the-complete-beginner-s-guide")
     assert ("the-complete-beginner-s-guide-to-baking-sourdough-bread-at-home-" * 3).startswith(base + "-")
+
+
+def test_warm_up_loads_every_codec_without_starting_a_thread():
+    """The worker calls it before RQ forks: threads would not survive the fork."""
+    before = threading.active_count()
+    warm_up()
+    assert threading.active_count() == before
+    assert {"WEBP", "PNG", "JPEG"} <= set(Image.SAVE)
