@@ -10,13 +10,13 @@ from typing import Any
 
 from flask import Flask
 
-from .config import ROOT, Config
+from .config import INSTANCE, ROOT, Config
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment, then ``config`` overrides (tests pass theirs)."""
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-                instance_path=str(ROOT / "instance"))
+                instance_path=str(INSTANCE))
     app.config.update(Config.from_env())
     app.config.update(config or {})
     register_logging(app)

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 from flask.cli import with_appcontext
+from redis.exceptions import RedisError
+from rq import Worker
 from sqlalchemy import select
 
 from .batches import queue_batch
@@ -15,6 +17,7 @@ from .extensions import db
 from .models import Account, Content, GenerationTask
 from .queueing import QueueError
 from .reconcile import reconcile
+from .redis_client import get_rq_redis
 from .settings import CREDENTIAL_TYPES, credentials_public, image_generation_config
 from .streams import task_events
 
@@ -80,6 +83,21 @@ def _finish(result: dict[str, Any]) -> None:
         sys.exit(1)
 
 
+def _warn_if_no_worker() -> None:
+    """A batch queued where no worker listens would wait (and be failed by another Redis's sweep
+    if the database is shared): say so at once, naming the Redis this command uses."""
+    connection = get_rq_redis()
+    try:
+        if Worker.count(connection=connection):
+            return
+    except RedisError:
+        return  # the watch says what is wrong with Redis
+    where = connection.connection_pool.connection_kwargs
+    click.echo(f"Warning: no worker is running on Redis {where.get('host')}:{where.get('port')}/{where.get('db', 0)}; "
+               "the batch waits until one starts (`make run`, or `python worker.py` with the same REDIS_URL and "
+               "DATABASE_URL as this command).", err=True)
+
+
 @click.group("images", help="Generate images and watch batches.")
 def images_group() -> None:
     pass
@@ -100,6 +118,7 @@ def generate_command(content_id: int, no_wait: bool) -> None:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{'Already running' if existing else 'Queued'}: task {task.id}, {len(items)} image(s) "
                f"for “{content.title}”")
+    _warn_if_no_worker()
     if not no_wait:
         _finish(watch(content.account_id, task.id))
 

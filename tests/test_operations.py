@@ -62,6 +62,16 @@ def test_cli_generate_watch_reconcile_and_settings(client, acme, fake_openai, st
         assert run_cli(worker_env, group, "--help").returncode == 0
 
 
+def test_cli_generate_warns_when_no_worker_listens_on_its_redis(client, acme, worker_env):
+    configure(client, acme, provider="local", model="placeholder")
+    content = article(client, acme)
+    with RedisServer() as empty:  # a Redis of its own: no worker of another test is registered there
+        result = run_cli({**worker_env, "REDIS_URL": empty.url}, "images", "generate", "--content",
+                         str(content["id"]), "--no-wait")
+    assert result.returncode == 0 and "Queued: task" in result.stdout
+    assert f"no worker is running on Redis 127.0.0.1:{empty.port}/0" in result.stderr
+
+
 def test_cli_watch_follows_a_running_batch(client, acme, start_worker, worker_env):
     configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
     start_worker(LOCAL_PROVIDER_LATENCY="0.5")

@@ -46,7 +46,7 @@ def images():  # noqa: ANN201
                                        page=max(page, 1), per_page=per_page)
     pages = max((total + per_page - 1) // per_page, 1)
     return render_page(
-        "writer/images.html", "writer/_images_table.html", running=running_tasks(account_id, articles),
+        "writer/images.html", "writer/_images_refresh.html", running=running_tasks(account_id, articles),
         articles=articles, total=total, page=page, pages=pages, search=search, status=status,
         statuses=IMAGE_STATUSES, settings=image_generation_config(account_id),
         totals=account_totals(account_id), tasks=recent_tasks(account_id),

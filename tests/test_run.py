@@ -1,0 +1,71 @@
+"""`make run` as a new user meets it: ``scripts/run.py`` on an empty instance folder, with no
+REDIS_URL and no DATABASE_URL, sets up its own Redis and SQLite database, seeds the demo, serves
+the login page, lets the demo user in, runs a batch queued from another terminal's ``flask``
+command, and stops everything on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from igny8.demo import DEMO_EMAIL, DEMO_PASSWORD
+from igny8.redis_server import free_port, is_reachable
+from tests.conftest import ROOT, csrf_token_from, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _env(instance: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL", "MEDIA_ROOT"}}
+    return {**env, "INSTANCE_DIR": str(instance), "PORT": str(port), "LOCAL_PROVIDER_LATENCY": "0.2"}
+
+
+def test_make_run_sets_up_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path):
+    instance, port = tmp_path / "instance", free_port()
+    env = _env(instance, port)
+    log = (tmp_path / "run.log").open("w+")
+    run = subprocess.Popen([sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=log,
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "is running at" in (tmp_path / "run.log").read_text() or run.poll() is not None,
+                 timeout=120, message="make run to print its URL")
+        output = (tmp_path / "run.log").read_text()
+        assert run.poll() is None, output
+        assert f"http://127.0.0.1:{port}" in output and f"{DEMO_EMAIL} / {DEMO_PASSWORD}" in output
+        assert (instance / "igny8.db").is_file()
+        redis_url = (instance / "redis.url").read_text().strip()
+        assert is_reachable(redis_url), "the private Redis's URL is published for other terminals"
+
+        base, session = f"http://127.0.0.1:{port}", requests.Session()
+        login = session.get(f"{base}/login", timeout=10)
+        assert login.status_code == 200
+        images = session.post(f"{base}/login", timeout=10, data={
+            "email": DEMO_EMAIL, "password": DEMO_PASSWORD, "csrf_token": csrf_token_from(login.text)})
+        assert images.url.endswith("/writer/images") and "How to Bake Sourdough Bread at Home" in images.text
+
+        # Another terminal: no REDIS_URL, yet the command joins make run's Redis and its worker.
+        cli = subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "igny8", "images", "generate",
+                              "--content", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        assert "no worker is running" not in cli.stderr
+        assert "SUCCESS: 3 generated, 0 failed" in cli.stdout
+    finally:
+        if run.poll() is None:
+            run.send_signal(signal.SIGINT)
+        try:
+            code = run.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            raise
+        log.close()
+    assert code == 0, (tmp_path / "run.log").read_text()
+    assert not (instance / "redis.url").exists(), "the published URL goes away with the private Redis"
+    assert not is_reachable(redis_url)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base}/login", timeout=2)
