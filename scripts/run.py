@@ -63,7 +63,11 @@ def redacted(url: str) -> str:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``port``. SO_REUSEADDR, as gunicorn and redis-server set it: the
+    connections a server just closed linger in TIME_WAIT for a minute, and must not make a
+    restarted `make run` think the port is taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.test_generation import article, configure
+from tests.test_generation import GENERATE, article, configure
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -118,3 +118,20 @@ def test_modal_is_usable_on_a_phone_in_dark_mode(browser, live_server, client, a
     assert box["width"] <= 390
     shot(page, "modal-phone-dark")
     context.close()
+
+
+def test_queue_dashboard_renders_the_batch_for_an_admin(page, client, acme, live_server):
+    """rq-dashboard draws its tables with client-side templates: under our CSP they must render
+    (not stay on "Loading..."), with the batch's readable description and its progress summary."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+    content = article(client, acme, in_article=2, title="Dashboard loaf")
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    page.goto(f"{live_server.url}/rq/")
+    expect(page.locator("table tbody tr", has_text="images").first).to_be_visible()
+    page.goto(f"{live_server.url}/rq/0/view/jobs/images/queued/100/asc/1")
+    expect(page.locator("table tbody")).to_contain_text("Generate 3 images for “Dashboard loaf”")
+    page.goto(f"{live_server.url}/rq/0/view/job/{task_id}")
+    expect(page.locator("body")).to_contain_text('"total_images": 3')
+    assert errors == [], f"the dashboard's scripts failed: {errors}"

@@ -1,7 +1,7 @@
 """`make run` as a new user meets it: ``scripts/run.py`` on an empty instance folder, with no
 REDIS_URL and no DATABASE_URL, sets up its own Redis and SQLite database, seeds the demo, serves
 the login page, lets the demo user in, runs a batch queued from another terminal's ``flask``
-command, and stops everything on Ctrl-C."""
+command, stops everything on Ctrl-C, and starts again at once on the same port and data."""
 
 from __future__ import annotations
 
@@ -21,28 +21,49 @@ from tests.conftest import ROOT, csrf_token_from, wait_for
 pytestmark = pytest.mark.slow
 
 
-def _env(instance: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL", "MEDIA_ROOT"}}
-    return {**env, "INSTANCE_DIR": str(instance), "PORT": str(port), "LOCAL_PROVIDER_LATENCY": "0.2"}
+class MakeRun:
+    """``scripts/run.py`` (what ``make run`` executes) in its own session, output in a file."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], name: str) -> None:
+        self.log_path = tmp_path / f"{name}.log"
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen([sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_until_serving(self) -> None:
+        wait_for(lambda: "is running at" in self.output or self.proc.poll() is not None,
+                 timeout=120, message="make run to print its URL")
+        assert self.proc.poll() is None, self.output
+
+    def ctrl_c(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            self.log.close()
 
 
 def test_make_run_sets_up_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path):
     instance, port = tmp_path / "instance", free_port()
-    env = _env(instance, port)
-    log = (tmp_path / "run.log").open("w+")
-    run = subprocess.Popen([sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=log,
-                           stderr=subprocess.STDOUT, start_new_session=True)
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL", "MEDIA_ROOT"}}
+    env.update(INSTANCE_DIR=str(instance), PORT=str(port), LOCAL_PROVIDER_LATENCY="0.2")
+    base, session = f"http://127.0.0.1:{port}", requests.Session()
+    run = MakeRun(tmp_path, env, "first")
     try:
-        wait_for(lambda: "is running at" in (tmp_path / "run.log").read_text() or run.poll() is not None,
-                 timeout=120, message="make run to print its URL")
-        output = (tmp_path / "run.log").read_text()
-        assert run.poll() is None, output
-        assert f"http://127.0.0.1:{port}" in output and f"{DEMO_EMAIL} / {DEMO_PASSWORD}" in output
+        run.wait_until_serving()
+        assert f"http://127.0.0.1:{port}" in run.output and f"{DEMO_EMAIL} / {DEMO_PASSWORD}" in run.output
         assert (instance / "igny8.db").is_file()
         redis_url = (instance / "redis.url").read_text().strip()
         assert is_reachable(redis_url), "the private Redis's URL is published for other terminals"
 
-        base, session = f"http://127.0.0.1:{port}", requests.Session()
         login = session.get(f"{base}/login", timeout=10)
         assert login.status_code == 200
         images = session.post(f"{base}/login", timeout=10, data={
@@ -56,16 +77,18 @@ def test_make_run_sets_up_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path):
         assert "no worker is running" not in cli.stderr
         assert "SUCCESS: 3 generated, 0 failed" in cli.stdout
     finally:
-        if run.poll() is None:
-            run.send_signal(signal.SIGINT)
-        try:
-            code = run.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            raise
-        log.close()
-    assert code == 0, (tmp_path / "run.log").read_text()
+        code = run.ctrl_c()  # the session's keep-alive connection is still open: the server closes it
+    assert code == 0, run.output
     assert not (instance / "redis.url").exists(), "the published URL goes away with the private Redis"
     assert not is_reachable(redis_url)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base}/login", timeout=2)
+
+    # Connections the server just closed linger in TIME_WAIT: a restart must not call the port taken.
+    again = MakeRun(tmp_path, env, "again")
+    try:
+        again.wait_until_serving()
+        page = session.get(f"{base}/writer/images", timeout=10)
+        assert page.status_code == 200 and "generated" in page.text, "same data, same session cookie"
+    finally:
+        assert again.ctrl_c() == 0, again.output
