@@ -49,9 +49,10 @@ def revoke_api_token(user: User) -> None:
     user.api_token_created_at = None
 
 
-def create_user(email: str, password: str, *, account: Account, is_admin: bool = False) -> User:
+def create_user(email: str, password: str, *, account: Account, is_admin: bool = False,
+                is_operator: bool = False) -> User:
     user = User(email=email.strip().lower(), password_hash=hash_password(password),
-                account=account, is_admin=is_admin)
+                account=account, is_admin=is_admin, is_operator=is_operator)
     db.session.add(user)
     return user
 
@@ -87,6 +88,15 @@ def current_account_id() -> int:
     if not current_user.is_authenticated:
         abort(401)
     return current_user.account_id
+
+
+def require_account_admin() -> None:
+    """403 unless the caller administers its account: settings and provider keys are the
+    account's, and a writer must not swap the key the whole team pays with."""
+    if not current_user.is_authenticated:
+        abort(401)
+    if not current_user.is_admin:
+        abort(403, description="Only an admin of this account can change its settings and provider keys.")
 
 
 def register_auth(app: Flask) -> None:

@@ -20,6 +20,7 @@ from .queueing import QUEUE_NAME, QueueError, claim, holding_task, queue_item, s
 from .redis_client import get_rq_redis
 from .settings import image_generation_config
 from .task_state import items_from_db, progress_store, result_body, summary_from_task
+from .text import inert
 
 
 def job_timeout(images: int, concurrency: int) -> int:
@@ -61,7 +62,9 @@ def queue_batch(account_id: int, body: Any) -> tuple[GenerationTask, list[dict[s
 
 
 def _enqueue(task: GenerationTask, settings: dict[str, Any]) -> None:
-    title = task.content.title if task.content else "several articles"
+    # The job's description and meta are shown by rq-dashboard, which renders some of them as HTML:
+    # what a writer typed goes in without markup characters (and the dashboard's job page escapes).
+    title = inert(task.content.title, 120) if task.content else "several articles"
     try:
         Queue(QUEUE_NAME, connection=get_rq_redis()).enqueue(
             process_image_generation_queue, task.id, job_id=task.id,

@@ -15,11 +15,12 @@ from sqlalchemy import select
 from .batches import queue_batch
 from .extensions import db
 from .models import Account, Content, GenerationTask
-from .queueing import QueueError
+from .queueing import MAX_DB_ID, QueueError
 from .reconcile import reconcile
 from .redis_client import get_rq_redis
 from .settings import CREDENTIAL_TYPES, credentials_public, image_generation_config
 from .streams import task_events
+from .text import plain
 
 BAR_WIDTH = 24
 
@@ -55,7 +56,7 @@ class TerminalBars:
         filled = BAR_WIDTH * percent // 100
         colour = {"completed": "green", "failed": "red", "processing": "cyan"}.get(item["status"])
         bar = click.style("█" * filled + "░" * (BAR_WIDTH - filled), fg=colour)
-        tail = item.get("error") or item.get("image_url") or ""
+        tail = plain(item.get("error") or item.get("image_url") or "")  # rows stored before errors were cleaned
         return f"#{item['index']:<2} {item['label']:<20} {bar} {percent:3d}% {item['status']:<10} {tail}"
 
 
@@ -104,7 +105,8 @@ def images_group() -> None:
 
 
 @images_group.command("generate")
-@click.option("--content", "content_id", type=int, required=True, help="Article id (its queue rule applies).")
+@click.option("--content", "content_id", type=click.IntRange(1, MAX_DB_ID), required=True,
+              help="Article id (its queue rule applies).")
 @click.option("--no-wait", is_flag=True, help="Queue and print the task id without watching.")
 @with_appcontext
 def generate_command(content_id: int, no_wait: bool) -> None:
@@ -153,7 +155,7 @@ def settings_group() -> None:
 
 
 @settings_group.command("show")
-@click.option("--account", "account_id", type=int, default=None, help="Only this account id.")
+@click.option("--account", "account_id", type=click.IntRange(1, MAX_DB_ID), default=None, help="Only this account id.")
 @with_appcontext
 def show_command(account_id: int | None) -> None:
     """Image generation settings and provider credentials (configured or not, masked hint)."""

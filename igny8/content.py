@@ -16,6 +16,7 @@ MAX_TITLE = 300
 MAX_HTML = 200_000
 MAX_PROMPT = 4000
 MAX_IN_ARTICLE_PROMPTS = 20
+CONTENT_STATUSES = ("draft", "published")
 # Control characters other than tab/LF/CR, and lone surrogates (JSON "\ud800" decodes to one, and
 # no database can store it as UTF-8).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -63,6 +64,12 @@ def validate_article(data: Any) -> dict[str, Any]:
     clean["in_article_prompts"] = [
         _text(p, f"in_article_prompts[{i}]", MAX_PROMPT, errors) for i, p in enumerate(prompts)
     ]
+    status = data.get("status")
+    if status is not None:  # omitted or null: a new article is a draft, an edited one keeps its status
+        if status not in CONTENT_STATUSES:
+            errors["status"] = f"Must be one of: {', '.join(CONTENT_STATUSES)}."
+        else:
+            clean["status"] = status
     unknown = set(data) - {"title", "html", "featured_prompt", "in_article_prompts", "status"}
     errors.update({k: "Unknown field." for k in sorted(unknown)})
     if errors:
@@ -72,7 +79,8 @@ def validate_article(data: Any) -> dict[str, Any]:
 
 def create_article(account_id: int, clean: dict[str, Any]) -> Content:
     """Add the article and its image rows (in-article positions start at 1); caller commits."""
-    content = Content(account_id=account_id, title=clean["title"], html=clean["html"])
+    content = Content(account_id=account_id, title=clean["title"], html=clean["html"],
+                      status=clean.get("status", "draft"))
     if clean["featured_prompt"]:
         content.images.append(Image(account_id=account_id, type="featured", position=0,
                                     prompt=clean["featured_prompt"]))
@@ -89,6 +97,7 @@ def update_article(content: Content, clean: dict[str, Any]) -> None:
     """Apply edited fields and prompts. Prompts of images being generated are left alone;
     a changed prompt of a finished image makes it pending again (the old file no longer fits)."""
     content.title, content.html = clean["title"], clean["html"]
+    content.status = clean.get("status", content.status)
     wanted = {("featured", 0): clean["featured_prompt"]}
     wanted.update({("in_article", i): p for i, p in enumerate(clean["in_article_prompts"], start=1)})
     existing = {(img.type, img.position): img for img in content.images}
@@ -141,8 +150,10 @@ def list_images(account_id: int, *, content_id: int | None = None, status: str |
 
 
 def page_of_articles(account_id: int, *, search: str = "", status: str = "", page: int = 1,
-                     per_page: int = 20) -> tuple[list[Content], int]:
-    """One page of articles for the Images page, with images loaded in one extra query."""
+                     per_page: int = 20) -> tuple[list[Content], int, int]:
+    """One page of articles for the Images page, with images loaded in one extra query.
+    Returns (articles, total, page): a page number past the last (or below 1) is the nearest
+    page there is, so no offset overflows a database integer."""
     query = select(Content).filter_by(account_id=account_id)
     if search:
         query = query.where(Content.title.icontains(search, autoescape=True))
@@ -150,11 +161,12 @@ def page_of_articles(account_id: int, *, search: str = "", status: str = "", pag
         query = query.where(Content.id.in_(
             select(Image.content_id).filter_by(account_id=account_id, status=status)))
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = min(max(page, 1), max(-(-total // per_page), 1))
     rows = db.session.scalars(
         query.options(selectinload(Content.images)).order_by(Content.id.desc())
         .limit(per_page).offset((page - 1) * per_page)
     ).all()
-    return list(rows), total
+    return list(rows), total, page
 
 
 def running_tasks(account_id: int, articles: list[Content]) -> dict[int, str]:

@@ -47,11 +47,13 @@ def seed_demo() -> Account:
     if user is None:
         account = Account(name="Demo")
         db.session.add(account)
-        create_user(DEMO_EMAIL, DEMO_PASSWORD, account=account, is_admin=True)
+        # Admin of its account and operator of the platform, so `make run` shows everything.
+        create_user(DEMO_EMAIL, DEMO_PASSWORD, account=account, is_admin=True, is_operator=True)
         db.session.flush()
         save_image_generation(account.id, {"provider": "local", "model": "placeholder"})
     else:
         account = user.account
+        user.is_operator = True  # demo users seeded before the operator role existed
     existing = set(db.session.scalars(select(Content.title).filter_by(account_id=account.id)))
     for article in DEMO_ARTICLES:
         if article["title"] not in existing:

@@ -29,6 +29,7 @@ from .redis_client import get_redis
 from .settings import image_generation_config, provider_api_key
 from .storage import ImageDecodeError, StorageError, StoredVariant, get_store, seo_slug, store_image
 from .task_state import items_from_db, progress_store, result_body, summary_from_task
+from .text import inert, plain
 
 MAX_ATTEMPTS = 3
 BACKOFF_SECONDS = (1.0, 3.0)
@@ -264,6 +265,7 @@ class BatchRunner:
 
     def fail_image(self, image_id: int, message: str, attempts: int, cost: float = 0.0,
                    only_if_held: bool = False) -> None:
+        message = plain(message, 2000)  # stored, streamed and printed: no terminal escapes
         image = db.session.get(Image, image_id)
         held = image is not None and image.task_id == self.task_id
         if only_if_held and not held:
@@ -309,7 +311,8 @@ class BatchRunner:
         job = get_current_job()
         if job is not None:
             job.meta["progress"] = {k: summary.get(k) for k in
-                                    ("state", "content_title", "total_images", "current_image", "completed", "failed")}
+                                    ("state", "total_images", "current_image", "completed", "failed")}
+            job.meta["progress"]["content_title"] = inert(summary.get("content_title") or "", 120)  # see batches
             try:
                 job.save_meta()
             except RedisError as exc:  # the dashboard's copy only: the database and stream go on

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -34,7 +35,11 @@ class User(UserMixin, db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     email: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # Manages the account's users, settings and provider keys.
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # Platform staff, apart from account admins: the queue dashboard (/rq) and /metrics show every
+    # account's work, so they are for operators only.
+    is_operator: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     # Only the SHA-256 of the personal API token is kept; the token is shown once.
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     api_token_hint: Mapped[str | None] = mapped_column(String(16))

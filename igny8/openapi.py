@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .content import MAX_HTML, MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, MAX_TITLE
+from .content import CONTENT_STATUSES, MAX_HTML, MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, MAX_TITLE
 from .models import IMAGE_STATUSES, IMAGE_TYPES, TASK_STATES
 from .providers import MODELS, PROVIDERS
 from .queueing import MAX_DB_ID, MAX_IDS, QUEUE_STATUS
@@ -112,7 +112,7 @@ def schemas() -> dict[str, Any]:
             "width": nullable({"type": "integer"}), "height": nullable({"type": "integer"}),
             "format": nullable({"type": "string"}),
         }),
-        "Article": obj({"id": int_id, "title": {"type": "string"}, "status": {"type": "string"},
+        "Article": obj({"id": int_id, "title": {"type": "string"}, "status": {"enum": list(CONTENT_STATUSES)},
                         "images": {"type": "array", "items": ref("Image")}}),
         "ImageQueueItem": obj({
             "image_id": int_id, "index": {"type": "integer", "minimum": 1}, "label": {"type": "string"},
@@ -164,7 +164,7 @@ def request_schemas() -> dict[str, Any]:
             "html": nullable(text(MAX_HTML)),
             "featured_prompt": prompt,
             "in_article_prompts": nullable({"type": "array", "maxItems": MAX_IN_ARTICLE_PROMPTS, "items": prompt}),
-            "status": {"description": "Accepted and ignored (new articles are drafts)."},
+            "status": nullable({"enum": list(CONTENT_STATUSES), "description": "Default: draft."}),
         }, required=("title",), description="Limits count the text as sent; it is stored stripped. "
                                             "Control characters other than tab/LF/CR are refused. "
                                             "Empty prompts make no image."),

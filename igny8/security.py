@@ -3,15 +3,18 @@ login rate limit (Flask-Limiter, counters in Redis so every web process shares t
 
 The app's pages load only our own files (htmx and its SSE extension are vendored in static/),
 so the policy allows nothing else: no inline script or style, no other origin. rq-dashboard's
-pages (admins only) carry inline scripts of their own and compile their client-side templates
-from strings (underscore's ``_.template``), so /rq gets the same policy plus 'unsafe-inline' for
-scripts and styles and 'unsafe-eval' for scripts there and nowhere else; without them its tables
-stay on "Loading...".
+pages (operators only) compile their client-side templates from strings (underscore's
+``_.template``), so /rq also allows 'unsafe-eval' for scripts, and style attributes (its markup
+has a few); its one inline script is allowed by a per-response nonce (our frame for its pages,
+templates/rq_dashboard/base.html), never by 'unsafe-inline', so an event handler injected into
+a job's text cannot run there.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, flash, render_template, request
+import secrets
+
+from flask import Flask, Response, flash, g, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
@@ -20,8 +23,9 @@ from .logs import event
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
-DASHBOARD_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'").replace(
-    "style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# {nonce} is this response's csp_nonce(); style-src-attr allows style="" attributes, not <style>.
+DASHBOARD_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'nonce-{nonce}' 'unsafe-eval'").replace(
+    "style-src 'self';", "style-src 'self'; style-src-attr 'unsafe-inline';")
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -47,9 +51,17 @@ def login_limits(view):  # noqa: ANN001, ANN201
     return limiter.limit(LOGIN_LIMIT_PER_ADDRESS, methods=["POST"])(view)
 
 
+def csp_nonce() -> str:
+    """This response's nonce for the inline script of a dashboard page (made on first use)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(18)
+    return g.csp_nonce
+
+
 def _security_headers(response: Response) -> Response:
+    dashboard = request.path.startswith(DASHBOARD_PREFIX + "/")
     response.headers.setdefault("Content-Security-Policy",
-                                DASHBOARD_CSP if request.path.startswith(DASHBOARD_PREFIX + "/") else CSP)
+                                DASHBOARD_CSP.format(nonce=csp_nonce()) if dashboard else CSP)
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     if request.is_secure or request.headers.get("X-Forwarded-Proto") == "https":
@@ -71,4 +83,5 @@ def register_security(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)
     app.after_request(_security_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.register_error_handler(RateLimitExceeded, _too_many_logins)

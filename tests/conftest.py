@@ -23,7 +23,7 @@ from redis import Redis
 from igny8 import create_app
 from igny8.auth import create_user, issue_api_token
 from igny8.extensions import db
-from igny8.models import Account
+from igny8.models import Account, User
 from igny8.redis_client import close_redis
 from igny8.redis_server import RedisServer, free_port
 from tests.provider_servers import fake_openai, fake_runware  # noqa: F401 - fixtures
@@ -93,16 +93,24 @@ class Accounts:
     def __init__(self, app: Flask) -> None:
         self.app = app
 
-    def create(self, name: str = "Acme", *, admin: bool = True) -> dict:
+    def create(self, name: str = "Acme", *, admin: bool = True, operator: bool = False) -> dict:
         with self.app.app_context():
             account = Account(name=name)
             db.session.add(account)
             email = f"{name.lower().replace(' ', '-')}@example.test"
-            user = create_user(email, PASSWORD, account=account, is_admin=admin)
+            user = create_user(email, PASSWORD, account=account, is_admin=admin, is_operator=operator)
             token = issue_api_token(user)
             db.session.commit()
             return {"account_id": account.id, "user_id": user.id, "email": email, "token": token,
                     "headers": {"Authorization": f"Bearer {token}"}}
+
+
+    def make_operator(self, who: dict) -> dict:
+        """Grant ``who``'s user the operator role (platform staff), as ``grant-operator`` does."""
+        with self.app.app_context():
+            db.session.get(User, who["user_id"]).is_operator = True
+            db.session.commit()
+        return who
 
 
 @pytest.fixture

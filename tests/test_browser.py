@@ -120,11 +120,12 @@ def test_modal_is_usable_on_a_phone_in_dark_mode(browser, live_server, client, a
     context.close()
 
 
-def test_queue_dashboard_renders_the_batch_for_an_admin(page, client, acme, live_server):
+def test_queue_dashboard_renders_the_batch_for_an_operator(page, client, acme, accounts, live_server):
     """rq-dashboard draws its tables with client-side templates: under our CSP they must render
     (not stay on "Loading..."), with the batch's readable description and its progress summary."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    accounts.make_operator(acme)
     configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
     content = article(client, acme, in_article=2, title="Dashboard loaf")
     task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
@@ -135,3 +136,36 @@ def test_queue_dashboard_renders_the_batch_for_an_admin(page, client, acme, live
     page.goto(f"{live_server.url}/rq/0/view/job/{task_id}")
     expect(page.locator("body")).to_contain_text('"total_images": 3')
     assert errors == [], f"the dashboard's scripts failed: {errors}"
+
+
+def test_markup_a_writer_typed_never_runs_on_the_queue_dashboard(page, app, client, acme, accounts, live_server):
+    """The attack review's stored XSS: an article title with an ``onerror`` handler, shown on the
+    job pages of an operator. Our job description/meta carry no markup, and the job page escapes
+    what a job holds anyway (checked with a job enqueued with raw markup); /rq's CSP has a nonce,
+    never 'unsafe-inline', for scripts."""
+    from rq import Queue
+
+    from igny8.jobs import process_image_generation_queue
+
+    accounts.make_operator(acme)
+    hostile = "<img src=x onerror=\"document.title='XSSED'\">"
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=1)
+    content = article(client, acme, in_article=1, title=f"Dash {hostile}")
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    raw = Queue("images", connection=app.extensions["rq_redis"]).enqueue(
+        process_image_generation_queue, "raw-markup-job", job_id="raw-markup-job", description=f"Raw {hostile}",
+        meta={"note": hostile})
+    response = page.goto(f"{live_server.url}/rq/0/view/job/{task_id}")
+    script_src = next(part for part in response.headers["content-security-policy"].split(";")
+                      if part.strip().startswith("script-src"))
+    assert "'nonce-" in script_src and "unsafe-inline" not in script_src
+    expect(page.locator("#job-data")).to_contain_text("Dash ‹img src=x")
+    page.goto(f"{live_server.url}/rq/0/view/job/{raw.id}")
+    expect(page.locator("#job-data")).to_contain_text(f"Raw {hostile}")  # shown as text
+    expect(page.locator("#job-data")).to_contain_text('"note":')
+    page.goto(f"{live_server.url}/rq/0/view/jobs/images/queued/100/asc/1")
+    expect(page.locator("table tbody")).to_contain_text(f"Raw {hostile}")
+    page.goto(f"{live_server.url}/rq/0/view/workers")
+    page.wait_for_timeout(500)
+    assert page.title() != "XSSED" and page.locator("#job-data img, table img").count() == 0
+    shot(page, "dashboard-escaped")

@@ -44,7 +44,7 @@ def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask
                                                                         accounts: Accounts, worker):  # noqa: ANN001
     globex = accounts.create("Globex")
     work = _globex_work(client, globex)
-    intruder = accounts.create("Intruder", admin=False)
+    intruder = accounts.create("Intruder", admin=True)  # an account admin, but no operator
     auth = AuthActions(client)
     assert auth.login(intruder["email"]).status_code == 302
     api, form = intruder["headers"], {"csrf_token": auth.csrf}
@@ -98,7 +98,7 @@ def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask
     ask("POST", "/settings/api-token", {200, 302}, data=form)
     ask("POST", "/settings/api-token/revoke", {200, 302}, data=form)
 
-    # The operators' queue dashboard: every route, 403 for a writer who is not an admin.
+    # The operators' queue dashboard: every route, 403 for an account admin who is not an operator.
     for path in ("/rq/", "/rq/0/", "/rq/0/view", "/rq/0/view/queues", "/rq/0/view/workers", "/rq/0/view/jobs",
                  f"/rq/0/view/job/{tid}", "/rq/0/view/jobs/images/queued/10/asc/1", "/rq/0/data/queues.json",
                  "/rq/0/data/workers.json", f"/rq/0/data/job/{tid}.json",

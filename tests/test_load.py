@@ -85,7 +85,7 @@ def test_50_writers_and_500_streams(app: Flask, accounts: Accounts, worker_env: 
         wait_for(web.health, timeout=30, message="gunicorn to answer")
         for _ in range(2):
             start_worker()
-        writers = [accounts.create(f"Writer {n}", admin=False) for n in range(WRITERS)]
+        writers = [accounts.create(f"Writer {n}") for n in range(WRITERS)]  # admins: each sets up its account
         statuses = Statuses()
         session = requests.Session()
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=2 * WRITERS))

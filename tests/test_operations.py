@@ -1,4 +1,4 @@
-"""Operations: rq-dashboard for admins only, the command line, /healthz, logs and costs."""
+"""Operations: rq-dashboard for operators only, the command line, /healthz, logs and costs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.conftest import ROOT, wait_for
 from tests.test_generation import GENERATE, article, configure, finished
 
 
-def test_rq_dashboard_lists_a_batch_for_admins_only(client, auth, accounts, acme):
+def test_rq_dashboard_lists_a_batch_for_operators_only(client, auth, accounts, acme):
     configure(client, acme, provider="local", model="placeholder")
     content = article(client, acme, title="Dashboard bread")
     task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
@@ -22,6 +22,8 @@ def test_rq_dashboard_lists_a_batch_for_admins_only(client, auth, accounts, acme
     assert client.get("/rq/0/data/queues.json").status_code == 403
     client.post("/logout", data={"csrf_token": auth.csrf})
     auth.login(acme["email"])
+    assert client.get("/rq/0/data/queues.json").status_code == 403, "an account admin is not an operator"
+    accounts.make_operator(acme)
     queues = client.get("/rq/0/data/queues.json").json["queues"]
     assert any(q["name"] == "images" and q["count"] == 1 for q in queues)
     job = client.get(f"/rq/0/data/job/{task_id}.json").json

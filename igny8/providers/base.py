@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ..text import plain
+
 ERROR_KINDS = frozenset({
     "auth", "content_policy", "rate_limit", "timeout", "outage", "connection",
     "malformed", "bad_request", "no_balance", "retired_model",
@@ -21,6 +23,7 @@ ERROR_KINDS = frozenset({
 # A timeout is *not* here: the provider may have finished and billed the image after we gave up.
 RETRYABLE_KINDS = frozenset({"rate_limit", "outage", "connection"})
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
+MAX_MESSAGE = 1000  # characters of a message kept (a provider can quote a whole prompt back)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class ProviderError(Exception):
     def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
         if kind not in ERROR_KINDS:
             raise ValueError(f"unknown provider error kind {kind!r}")
+        message = plain(message, MAX_MESSAGE)  # it quotes the provider, whose text may hold ESC sequences
         super().__init__(message)
         self.kind = kind
         self.message = message

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
+
+from ..queueing import MAX_DB_ID
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>``: a database id, 1 to MAX_DB_ID. A larger number is no row (404), never a
+    query that overflows the column (a 500 on PostgreSQL and SQLite alike)."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=MAX_DB_ID)
 
 
 def register_views(app: Flask) -> None:
+    app.url_map.converters["id"] = IdConverter
     from . import api_docs, api_settings, api_tasks, api_writer, auth, events, health, modal, pages, settings_pages
 
     for module in (auth, pages, settings_pages, api_settings, api_writer, api_tasks, events, modal, health,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify
 
-from ..auth import current_account_id
+from ..auth import current_account_id, require_account_admin
 from ..extensions import db
 from ..logs import event
 from ..settings import (
@@ -28,6 +28,7 @@ def get_image_generation():  # noqa: ANN201
 @bp.put("/image_generation/")
 @api_login_required
 def put_image_generation():  # noqa: ANN201
+    require_account_admin()
     account_id = current_account_id()
     config = save_image_generation(account_id, json_body())
     db.session.commit()
@@ -50,6 +51,7 @@ def get_credentials(provider: str):  # noqa: ANN201
 @bp.put("/<provider>/")
 @api_login_required
 def put_credentials(provider: str):  # noqa: ANN201
+    require_account_admin()
     account_id = current_account_id()
     public = save_credentials(account_id, _provider(provider), json_body())
     db.session.commit()

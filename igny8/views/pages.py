@@ -23,7 +23,7 @@ from ..content import (
 from ..extensions import db
 from ..models import IMAGE_STATUSES
 from ..settings import image_generation_config
-from ..storage import LocalMediaStore, StorageError, get_store
+from ..storage import LocalMediaStore, StorageError, check_key, get_store
 from .htmx import render_page
 
 bp = Blueprint("pages", __name__)
@@ -40,10 +40,10 @@ def images():  # noqa: ANN201
     account_id = current_account_id()
     search = request.args.get("q", "").strip()[:200]
     status = request.args.get("status", "")
-    page = request.args.get("page", 1, type=int) or 1
+    page = request.args.get("page", 1, type=int) or 1  # not a number: the first page
     per_page = current_app.config["IMAGES_PER_PAGE"]
-    articles, total = page_of_articles(account_id, search=search, status=status,
-                                       page=max(page, 1), per_page=per_page)
+    articles, total, page = page_of_articles(account_id, search=search, status=status, page=page,
+                                             per_page=per_page)
     pages = max((total + per_page - 1) // per_page, 1)
     return render_page(
         "writer/images.html", "writer/_images_refresh.html", running=running_tasks(account_id, articles),
@@ -84,7 +84,7 @@ def new_article():  # noqa: ANN201
         400 if errors else 200)
 
 
-@bp.route("/writer/content/<int:content_id>/edit", methods=["GET", "POST"])
+@bp.route("/writer/content/<id:content_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit_article(content_id: int):  # noqa: ANN201
     content = get_content(current_account_id(), content_id)
@@ -111,7 +111,7 @@ def edit_article(content_id: int):  # noqa: ANN201
         400 if errors else 200)
 
 
-@bp.post("/writer/content/<int:content_id>/delete")
+@bp.post("/writer/content/<id:content_id>/delete")
 @login_required
 def delete_article(content_id: int):  # noqa: ANN201
     content = get_content(current_account_id(), content_id)
@@ -128,7 +128,15 @@ def delete_article(content_id: int):  # noqa: ANN201
 @login_required
 def media(key: str):  # noqa: ANN201
     """Files are stored under ``a<account_id>/``; another account's file answers 404. The local
-    folder is sent as files; an S3 object is read through the store (the bucket stays private)."""
+    folder is sent as files; an S3 object is read through the store (the bucket stays private).
+
+    The key is validated *before* the account test: the URL arrives percent-decoded, so
+    ``a2/%2e%2e/a1/…`` is the key ``a2/../a1/…``, which would pass a prefix test on the raw text
+    and then be collapsed into account 1's folder. Any dot segment, empty part or backslash is 404."""
+    try:
+        check_key(key)
+    except ValueError:
+        abort(404)
     if not key.startswith(f"a{current_account_id()}/"):
         abort(404)
     store = get_store(current_app.config)

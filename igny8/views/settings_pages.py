@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..auth import current_account_id, issue_api_token, revoke_api_token
+from ..auth import current_account_id, issue_api_token, require_account_admin, revoke_api_token
 from ..extensions import db
 from ..logs import event
 from ..providers import DEFAULT_MODELS, MODELS, PROVIDERS
@@ -63,6 +63,7 @@ def _image_generation_form() -> dict[str, Any]:
 @bp.post("/integrations/image_generation")
 @login_required
 def save_image_generation_form():  # noqa: ANN201
+    require_account_admin()
     account_id = current_account_id()
     try:
         save_image_generation(account_id, _image_generation_form())
@@ -80,6 +81,7 @@ def save_image_generation_form():  # noqa: ANN201
 def save_credentials_form(provider: str):  # noqa: ANN201
     if provider not in CREDENTIAL_TYPES:
         abort(404)
+    require_account_admin()
     account_id = current_account_id()
     changes: dict[str, Any] = {}
     if request.form.get("model"):
