@@ -8,10 +8,13 @@ Every other state-changing request must carry the CSRF token, as a form field or
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from collections.abc import Callable
 
-from flask import Flask, abort, g, jsonify, redirect, request, url_for
+from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -19,6 +22,8 @@ from .extensions import csrf, db, login_manager
 from .models import Account, User, utcnow
 
 TOKEN_PREFIX = "igny8_"
+SESSION_KEY = "session_key"  # the per-login marker in the Flask session (and in Redis)
+log = logging.getLogger(__name__)
 
 
 def hash_password(password: str) -> str:
@@ -119,3 +124,69 @@ def register_auth(app: Flask) -> None:
             return jsonify(success=False, error="Invalid or revoked API token."), 401
         g._login_user = user  # Flask-Login's per-request slot for current_user
         return None
+
+
+# ---------------------------------------------------------------- per-login markers and stream re-checks
+# Pages rely on Flask-Login alone. A stream outlives its request by minutes, so it re-checks what
+# authenticated it (stream_credential, captured in the view) and ends when that is gone: a revoked
+# or replaced API token, or a session that logged out (its marker is deleted from Redis on logout).
+
+def _session_redis_key(key: str) -> str:
+    return f"igny8:session:{key}"
+
+
+def start_login_session(user: User) -> None:
+    """After login_user(): a random marker in the session and in Redis (until the session's lifetime)."""
+    from .redis_client import get_redis
+
+    key = secrets.token_urlsafe(24)
+    session[SESSION_KEY] = key
+    ttl = int(current_app.permanent_session_lifetime.total_seconds())
+    try:
+        get_redis().set(_session_redis_key(key), str(user.id), ex=max(ttl, 60))
+    except RedisError as exc:
+        log.warning("session marker not stored: %s", exc)
+
+
+def end_login_session() -> None:
+    """On logout (before logout_user()): the session's marker goes away, so its streams end."""
+    from .redis_client import get_redis
+
+    key = session.pop(SESSION_KEY, None)
+    if key:
+        try:
+            get_redis().delete(_session_redis_key(key))
+        except RedisError as exc:
+            log.warning("session marker not deleted: %s", exc)
+
+
+def stream_credential() -> tuple[str, ...]:
+    """What authenticated this request, for the stream to re-check later (read before streaming:
+    the generator never touches the request or session)."""
+    token = bearer_token()
+    if token is not None:
+        return ("token", _token_digest(token))
+    if not session.get(SESSION_KEY):  # a session from before markers existed: give it one now
+        start_login_session(current_user)
+    return ("session", str(current_user.id), session[SESSION_KEY])
+
+
+def credential_check(credential: tuple[str, ...]) -> Callable[[], bool]:
+    """A function (run in an app context) telling whether ``credential`` still grants access."""
+    def still_valid() -> bool:
+        from .redis_client import get_redis
+
+        try:
+            if credential[0] == "token":
+                return db.session.scalar(select(User.id).filter_by(api_token_hash=credential[1])) is not None
+            _, user_id, key = credential
+            try:
+                if get_redis().get(_session_redis_key(key)) != user_id:
+                    return False
+            except RedisError:
+                return True  # Redis away: the stream ends on its own (LOST) and the client reconnects
+            return db.session.get(User, int(user_id)) is not None
+        finally:
+            db.session.close()  # streams hold no database connection between checks
+
+    return still_valid

@@ -62,6 +62,9 @@ class Config:
     HEARTBEAT_STALE_SECONDS: int = 30
     RECONCILE_INTERVAL: int = 15
     IMAGES_PER_PAGE: int = 20
+    # An open event stream re-checks what authenticated it (API token, login session) this often,
+    # and on every keepalive; a revoked token or a logged-out session ends the stream.
+    STREAM_AUTH_RECHECK_SECONDS: float = 15.0
     SESSION_COOKIE_HTTPONLY: bool = True
     SESSION_COOKIE_SAMESITE: str = "Lax"
     SESSION_COOKIE_SECURE: bool = False
@@ -81,7 +84,7 @@ class Config:
                      "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION"):
             if os.environ.get(name):
                 config[name] = os.environ[name]
-        for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT"):
+        for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT", "STREAM_AUTH_RECHECK_SECONDS"):
             if os.environ.get(name):
                 config[name] = float(os.environ[name])
         config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)

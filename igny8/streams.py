@@ -10,6 +10,7 @@ still in the stream, else it gets a fresh snapshot.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,15 +29,19 @@ RETRY_MS = 2_000
 FINAL_STATES = ("SUCCESS", "FAILURE")
 KEEPALIVE = ("", "keepalive", {})
 LOST = ("", "lost", {})
+REVOKED = ("", "revoked", {})  # the credential that opened the stream is gone
 Event = tuple[str, str, dict[str, Any]]  # (id, event name, payload)
 # (event name, payload, event id) -> the text of one or more SSE events
 Formatter = Callable[[str, dict[str, Any], str], str]
 
 
 def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
-                keepalive: float = KEEPALIVE_SECONDS) -> Iterator[Event]:
+                keepalive: float = KEEPALIVE_SECONDS, still_allowed: Callable[[], bool] | None = None,
+                recheck: float | None = None) -> Iterator[Event]:
     """Every event of the task from the client's point on; KEEPALIVE when nothing moved for
-    ``keepalive`` seconds; LOST when Redis went away. Needs an app context."""
+    ``keepalive`` seconds; LOST when Redis went away; REVOKED (then the end) when
+    ``still_allowed()``, called at least every ``recheck`` seconds and on every keepalive, says no.
+    Needs an app context."""
     last_id = None
     if valid_event_id(last_event_id):
         try:
@@ -56,22 +61,36 @@ def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
         if ended:
             yield last_id, "done", result_body(summary, items)
             return
-    yield from _follow(account_id, task_id, last_id, keepalive)
+    yield from _follow(account_id, task_id, last_id, keepalive, still_allowed, recheck or keepalive)
 
 
-def _follow(account_id: int, task_id: str, last_id: str, keepalive: float) -> Iterator[Event]:
+def _follow(account_id: int, task_id: str, last_id: str, keepalive: float,
+            still_allowed: Callable[[], bool] | None, recheck: float) -> Iterator[Event]:
     hub = get_hub(current_app.config["REDIS_URL"])
     sub = hub.subscribe(task_id, last_id)
+    now = time.monotonic()
+    quiet_since = checked_at = now
     try:
         while True:
-            batch = sub.get(timeout=keepalive)
+            batch = sub.get(timeout=min(keepalive, recheck) if still_allowed else keepalive)
+            now = time.monotonic()
+            if still_allowed is not None and (batch is None and now - quiet_since >= keepalive
+                                              or now - checked_at >= recheck):
+                checked_at = now
+                if not still_allowed():
+                    yield REVOKED
+                    return
             if batch is None:
+                if now - quiet_since < keepalive:
+                    continue  # woke up only to re-check the credential
+                quiet_since = now
                 yield KEEPALIVE
                 final = _final_if_ended(account_id, task_id)
                 if final is not None:
                     yield final
                     return
                 continue
+            quiet_since = now
             for event in batch:
                 yield LOST if event[1] == "lost" else event
                 if event[1] in ("done", "lost"):
@@ -116,14 +135,20 @@ def json_formatter(event: str, payload: dict[str, Any], event_id: str) -> str:
 
 
 def sse_stream(app: Flask, account_id: int, task_id: str, last_event_id: str | None,
-               fmt: Formatter) -> Iterator[str]:
-    """The text of an SSE response. Runs after the request (own app context and session)."""
+               fmt: Formatter, still_allowed: Callable[[], bool] | None = None) -> Iterator[str]:
+    """The text of an SSE response. Runs after the request (own app context and session).
+    ``still_allowed`` (see auth.credential_check) re-checks the caller's credential while it runs."""
     with app.app_context():
         try:
             yield f"retry: {RETRY_MS}\n\n"
-            for event_id, event, payload in task_events(account_id, task_id, last_event_id):
+            recheck = float(app.config.get("STREAM_AUTH_RECHECK_SECONDS", KEEPALIVE_SECONDS))
+            for event_id, event, payload in task_events(account_id, task_id, last_event_id,
+                                                        still_allowed=still_allowed, recheck=recheck):
                 if event == "keepalive":
                     yield ": keepalive\n\n"
+                elif event == "revoked":
+                    yield ": access revoked\n\n"
+                    return
                 elif event == "lost":
                     yield ": progress store unavailable, reconnect\n\n"
                 else:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required, login_user, logout_user
 
-from ..auth import check_password, find_user_by_email
+from ..auth import check_password, end_login_session, find_user_by_email, start_login_session
 from ..logs import event
 from ..security import login_limits
 
@@ -32,6 +32,7 @@ def login():  # noqa: ANN201
             flash("Wrong email or password.", "error")
             return render_template("auth/login.html", email=email), 401
         login_user(user)
+        start_login_session(user)
         event("login", account=user.account_id, user=user.id)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", email="")
@@ -40,6 +41,7 @@ def login():  # noqa: ANN201
 @bp.post("/logout")
 @login_required
 def logout():  # noqa: ANN201
+    end_login_session()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

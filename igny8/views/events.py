@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from ..auth import current_account_id
+from ..auth import credential_check, current_account_id, stream_credential
 from ..streams import json_formatter, sse_stream
 from .api_common import api_login_required
 from .api_tasks import task_or_404
@@ -26,4 +26,5 @@ def task_event_stream(task_id: str) -> Response:
     task = task_or_404(task_id)
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     return event_stream(sse_stream(current_app._get_current_object(), current_account_id(), task.id,
-                                    last_event_id, json_formatter))
+                                    last_event_id, json_formatter,
+                                    credential_check(stream_credential())))

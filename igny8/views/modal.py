@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, render_template, request
 from flask.wrappers import Response
 from flask_login import login_required
 
-from ..auth import current_account_id
+from ..auth import credential_check, current_account_id, stream_credential
 from ..reconcile import reconcile
 from ..streams import sse, sse_stream
 from ..task_state import get_task, task_view
@@ -86,4 +86,5 @@ def task_modal(task_id: str) -> str:
 def fragment_stream(task_id: str) -> Response:
     task = _task_or_404(task_id)
     return event_stream(sse_stream(current_app._get_current_object(), current_account_id(), task.id,
-                                    request.headers.get("Last-Event-ID"), html_formatter))
+                                    request.headers.get("Last-Event-ID"), html_formatter,
+                                    credential_check(stream_credential())))

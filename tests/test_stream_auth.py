@@ -1,0 +1,123 @@
+"""Revoked access stops streaming: an open event stream re-checks what authenticated it (API token,
+login session) every STREAM_AUTH_RECHECK_SECONDS and ends, with ``: access revoked``, when it is gone."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from igny8.config import Config
+from tests.conftest import PASSWORD, csrf_token_from
+from tests.test_generation import GENERATE, article, configure
+
+RECHECK = 1.0
+
+
+@pytest.fixture
+def app_config(app_config: dict) -> dict:
+    return {**app_config, "STREAM_AUTH_RECHECK_SECONDS": RECHECK}
+
+
+class Stream:
+    """The lines of an open SSE response, read through one iterator."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.response = response
+        self.lines = response.iter_lines(chunk_size=1, decode_unicode=True)
+
+    def until(self, predicate) -> None:  # noqa: ANN001
+        assert any(predicate(line) for line in self.lines), "the stream ended too soon"
+
+    def rest(self, limit: float) -> str:
+        """Every line until the server ends the stream; fails when that takes over ``limit`` seconds."""
+        started, text = time.monotonic(), ""
+        for line in self.lines:
+            text += line + "\n"
+            assert time.monotonic() - started < limit, f"the stream is still open after {limit} s:\n{text[-500:]}"
+        return text
+
+
+def _long_batch(client, who, start_worker) -> str:  # noqa: ANN001
+    configure(client, who, provider="local", model="placeholder", max_in_article_images=4)
+    start_worker(LOCAL_PROVIDER_LATENCY="2")
+    content = article(client, who, in_article=4)
+    return client.post(GENERATE, json={"content_id": content["id"]}, headers=who["headers"]).json["task_id"]
+
+
+def _login(live_server, email: str) -> requests.Session:  # noqa: ANN001
+    session = requests.Session()
+    page = session.get(f"{live_server.url}/login", timeout=10)
+    images = session.post(f"{live_server.url}/login", timeout=10,
+                          data={"email": email, "password": PASSWORD, "csrf_token": csrf_token_from(page.text)})
+    assert images.status_code == 200 and images.url.endswith("/writer/images")
+    session.headers["X-CSRFToken"] = csrf_token_from(images.text)
+    return session
+
+
+def test_default_recheck_is_at_most_fifteen_seconds():
+    assert 0 < Config.STREAM_AUTH_RECHECK_SECONDS <= 15
+    assert Config.from_env()["STREAM_AUTH_RECHECK_SECONDS"] <= 15
+
+
+def test_token_stream_ends_soon_after_the_token_is_revoked(client, acme, start_worker, live_server):
+    task_id = _long_batch(client, acme, start_worker)
+    response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", stream=True, timeout=30,
+                            headers=dict(acme["headers"], Accept="text/event-stream"))
+    assert response.status_code == 200
+    stream = Stream(response)
+    stream.until(lambda line: line == "event: snapshot")
+    browser = _login(live_server, acme["email"])
+    revoked = browser.post(f"{live_server.url}/settings/api-token/revoke", timeout=10)
+    assert revoked.status_code == 200 and "revoked" in revoked.text
+    rest = stream.rest(RECHECK + 2)
+    assert rest.rstrip().endswith(": access revoked"), rest[-300:]
+    assert "event: done" not in rest
+    # The token no longer opens a stream at all.
+    assert requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", headers=acme["headers"],
+                        timeout=10).status_code == 401
+
+
+def test_token_stream_ends_when_a_new_token_replaces_it(client, acme, start_worker, live_server):
+    task_id = _long_batch(client, acme, start_worker)
+    response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", stream=True, timeout=30,
+                            headers=dict(acme["headers"], Accept="text/event-stream"))
+    stream = Stream(response)
+    stream.until(lambda line: line == "event: snapshot")
+    browser = _login(live_server, acme["email"])
+    assert browser.post(f"{live_server.url}/settings/api-token", timeout=10).status_code == 200
+    rest = stream.rest(RECHECK + 2)
+    assert rest.rstrip().endswith(": access revoked"), rest[-300:]
+
+
+def test_modal_stream_ends_soon_after_logout(client, acme, start_worker, live_server):
+    task_id = _long_batch(client, acme, start_worker)
+    browser = _login(live_server, acme["email"])
+    response = browser.get(f"{live_server.url}/writer/tasks/{task_id}/stream", stream=True, timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+    stream = Stream(response)
+    stream.until(lambda line: line.startswith("event: image-"))
+    other = requests.Session()  # the same cookie, on another connection (the stream holds the first)
+    other.cookies.update(browser.cookies)
+    logged_out = other.post(f"{live_server.url}/logout", timeout=10,
+                            headers={"X-CSRFToken": browser.headers["X-CSRFToken"]})
+    assert logged_out.status_code == 200 and logged_out.url.endswith("/login")
+    rest = stream.rest(RECHECK + 2)
+    assert rest.rstrip().endswith(": access revoked"), rest[-300:]
+    assert "event: done" not in rest
+
+
+def test_streams_of_a_valid_login_and_token_run_to_the_end(client, acme, start_worker, live_server):
+    """Re-checking every second does not end a stream whose credential is still good."""
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+    start_worker(LOCAL_PROVIDER_LATENCY="1.2")
+    content = article(client, acme, in_article=2)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    browser = _login(live_server, acme["email"])
+    modal = browser.get(f"{live_server.url}/writer/tasks/{task_id}/stream", stream=True, timeout=30)
+    api = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", stream=True, timeout=30,
+                       headers=acme["headers"])
+    for response in (api, modal):
+        text = Stream(response).rest(60)
+        assert "access revoked" not in text and "event: done" in text
