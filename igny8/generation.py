@@ -51,6 +51,7 @@ class BatchRunner:
         self.lock = threading.Lock()
         self.stop_heartbeat = threading.Event()
         self.storer: ThreadPoolExecutor | None = None
+        self.published_summary: dict[str, Any] | None = None  # what the last ``task`` event said
 
     # ------------------------------------------------------------ the batch
 
@@ -294,20 +295,32 @@ class BatchRunner:
     # ------------------------------------------------------------ progress plumbing
 
     def set_item(self, image_id: int, **fields: Any) -> None:
+        """Change an image's progress; a change is published once (a write that changes nothing,
+        such as ``note=None`` on an item without a note, sends no event)."""
         with self.lock:
             item = self.items[image_id]
             if "progress" in fields:  # a bar never moves backwards
                 fields["progress"] = max(fields["progress"], item.get("progress") or 0)
-            if "phase" in fields and fields["phase"] != item.get("phase"):
-                fields["phase_at"] = time.time()
-            item.update(fields)
+            changed = {k: v for k, v in fields.items() if item.get(k) != v}
+            if not changed:
+                return
+            if "phase" in changed:  # phase_at changes with the phase only
+                changed["phase_at"] = time.time()
+            item.update(changed)
             snapshot = dict(item)
         self.progress.write_image(self.task_id, snapshot)
 
     def write_summary(self) -> None:
+        """Publish the summary if it changed since it was last published."""
         with self.lock:
             summary = dict(self.summary)
+            if summary == self.published_summary:
+                return
+            self.published_summary = summary
         self.progress.write_task(self.task_id, summary)
+        self.save_job_meta(summary)
+
+    def save_job_meta(self, summary: dict[str, Any]) -> None:
         job = get_current_job()
         if job is not None:
             job.meta["progress"] = {k: summary.get(k) for k in
@@ -340,7 +353,7 @@ class BatchRunner:
         db.session.commit()
         self.summary.update(state=task.state, error=error, cancelled=cancelled, finished_at=time.time())
         result = result_body(self.summary, list(self.items.values()))
-        self.write_summary()
+        self.save_job_meta(dict(self.summary))  # the final ``task`` event is finish_task's, sent once
         self.progress.finish_task(self.task_id, self.summary, result)
         event("task_finished", account=self.account_id, task=self.task_id, state=task.state,
               completed=task.completed, failed=task.failed, cancelled=cancelled, cost=f"{task.cost:.4f}")

@@ -119,3 +119,27 @@ def test_many_open_streams_hold_no_database_connection(app, client, acme, start_
     assert all(names and names[-1] == "done" for names in results)
     for response, _ in opened:
         response.close()
+
+
+def test_stream_sends_each_change_once(client, acme, start_worker, live_server):
+    """No image event repeats the previous one's data, no two ``task`` events are the same, no id twice."""
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.3")
+    content = article(client, acme)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    response, stream = open_stream(live_server, acme, task_id)
+    events = list(stream.events())
+    response.close()
+    assert events[0].event == "snapshot" and events[-1].event == "done"
+    ids = [e.id for e in events]
+    assert len(ids) == len(set(ids)), "no event id delivered twice"
+    per_image: dict[int, list[str]] = {}
+    for e in events:
+        if e.event == "image":
+            per_image.setdefault(json.loads(e.data)["image_id"], []).append(e.data)
+    assert len(per_image) == 5
+    for image_id, bodies in per_image.items():
+        assert len(bodies) == len(set(bodies)), f"image {image_id}: the same data sent twice"
+    tasks = [e.data for e in events if e.event == "task"]
+    assert len(tasks) == len(set(tasks)), "no two task events alike"
+    assert json.loads(tasks[-1])["state"] == "SUCCESS"
