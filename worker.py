@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 
 from redis.exceptions import RedisError
 from rq import Queue, Worker
@@ -29,6 +30,20 @@ WORKER_TTL = 25
 class Igny8Worker(Worker):
     """RQ's worker, plus: it registers itself again when Redis lost its registration (a Redis
     restart without persistence), so /healthz and rq-dashboard keep seeing it."""
+
+    def register_birth(self) -> None:
+        """RQ refuses a name whose hash is in Redis without a death mark ("There exists an active
+        worker named …"): after a Redis restart that is this worker's own leftover (a partial hash
+        written by set_state, or a restored snapshot). Register under a fresh unique name instead."""
+        try:
+            super().register_birth()
+        except ValueError:
+            old, self.name = self.name, f"{self.name.split('~')[0]}~{uuid.uuid4().hex[:6]}"
+            self.log.warning("worker name %s is still registered in Redis; registering as %s", old, self.name)
+            super().register_birth()
+            if getattr(self, "pubsub_thread", None) is not None:  # commands (rq-dashboard) use the new name
+                self.unsubscribe()
+                self.subscribe()
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:  # noqa: ANN001
         born = self.birth_date is not None

@@ -6,8 +6,10 @@
 2. The database: `flask db upgrade` (SQLite under instance/ unless DATABASE_URL says otherwise),
    then `flask seed-demo` (idempotent). Either failing stops the script with its output.
 3. gunicorn (gevent) on 127.0.0.1:$PORT (default 5000) and one RQ worker (`worker.py`), with the
-   same environment. Ctrl-C or SIGTERM stops them (SIGTERM, up to 10 s, then SIGKILL), then the
-   private Redis, and exits 0; if either dies on its own, everything stops and the exit is 1.
+   same environment, supervised: a child that dies on its own is started again after 1, 2, 4 …
+   30 s (back to 1 s once it ran fine for 60 s) while the other keeps serving. The URL and demo
+   login are printed once /healthz answers 200 (web and worker up). Ctrl-C or SIGTERM stops them
+   (SIGTERM, up to 10 s, then SIGKILL; no restarts then), then the private Redis, and exits 0.
 
 Children run in their own sessions so a Ctrl-C reaches only this script, which stops them in
 order: web and worker first, Redis last.
@@ -21,6 +23,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -40,6 +44,8 @@ HOST = "127.0.0.1"
 PRIVATE_REDIS_PORT = 6390
 STOP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
+RESTART_DELAYS = (1, 2, 4, 8, 16, 30)  # seconds before restarting a child that died, one more each time
+STABLE_SECONDS = 60.0  # a child that ran this long is fine again: its next restart waits 1 s
 Child = subprocess.Popen[bytes]
 
 
@@ -104,28 +110,57 @@ def flask(env: dict[str, str], *args: str) -> None:
         print(result.stdout.strip())
 
 
-def start_children(env: dict[str, str], port: str) -> dict[str, Child]:
+class Supervised:
+    """One child process (web or worker), started again with backoff when it dies on its own."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name, self.command, self.env = name, command, env
+        self.proc: Child | None = None
+        self.started_at = 0.0
+        self.failures = 0  # consecutive quick deaths: the index into RESTART_DELAYS
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, start_new_session=True)
+        self.started_at, self.restart_at = time.monotonic(), None
+
+    def check(self, now: float) -> bool:
+        """Restart when due; True when the child was (re)started just now."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        if self.restart_at is None:
+            try:  # what it left behind in its session (RQ's scheduler process, gunicorn's workers)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if now - self.started_at >= STABLE_SECONDS:
+                self.failures = 0
+            delay = RESTART_DELAYS[min(self.failures, len(RESTART_DELAYS) - 1)]
+            self.failures += 1
+            self.restart_at = now + delay
+            print(f"run.py: {self.name} exited with {self.proc.returncode}; restarting in {delay} s",
+                  file=sys.stderr, flush=True)
+            return False
+        if now < self.restart_at:
+            return False
+        self.start()
+        return True
+
+
+def children_for(env: dict[str, str], port: str) -> dict[str, Supervised]:
     web = [str(BIN / "gunicorn"), "-k", "gevent", "--worker-connections", "2000", "--no-control-socket",
            "-b", f"{HOST}:{port}", "--graceful-timeout", "5", "--access-logfile", "-", "wsgi:app"]
     worker = [sys.executable, "worker.py"]
-    return {name: subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-            for name, command in (("web", web), ("worker", worker))}
+    return {"web": Supervised("web", web, env), "worker": Supervised("worker", worker, env)}
 
 
-def dead(children: dict[str, Child]) -> list[str]:
-    return [f"{name} (exit {proc.returncode})" for name, proc in children.items() if proc.poll() is not None]
-
-
-def wait_for_web(children: dict[str, Child], port: int) -> bool:
-    """True once the web port accepts connections; False on a stop request, a death or timeout."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while not Stop.signals and not dead(children) and time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+def healthy(port: str) -> bool:
+    """Whether /healthz answers 200: the web serves, and it sees the database, Redis and a worker."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=2) as response:  # noqa: S310
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def stop_children(children: dict[str, Child]) -> None:
@@ -149,28 +184,43 @@ def stop_children(children: dict[str, Child]) -> None:
 
 
 def supervise(env: dict[str, str], port: str) -> int:
-    children: dict[str, Child] = {}
+    children: dict[str, Supervised] = {}
     try:
         flask(env, "db", "upgrade")
         flask(env, "seed-demo")
         if Stop.signals:
             return 0
-        children = start_children(env, port)
-        if wait_for_web(children, int(port)):
-            print(f"\nigny8 Images is running at http://{HOST}:{port} — log in as demo@igny8.test / "
-                  "demo-password (Ctrl-C to stop)\n", flush=True)
-        elif not Stop.signals and not dead(children):
-            print(f"run.py: no answer on port {port} after {START_TIMEOUT:.0f} s; still waiting.", file=sys.stderr)
-        while not Stop.signals and not dead(children):
+        children = children_for(env, port)
+        for child in children.values():
+            child.start()
+        ready, announced, waited_since, warned = False, False, time.monotonic(), False
+        next_probe = 0.0
+        while not Stop.signals:
+            now = time.monotonic()
+            for child in children.values():
+                if child.check(now):
+                    ready, waited_since, warned = False, now, False  # announce again once healthy
+            if not ready and now >= next_probe:
+                next_probe = now + 0.5
+                if healthy(port):
+                    ready = True
+                    if not announced:
+                        announced = True
+                        print(f"\nigny8 Images is running at http://{HOST}:{port} — log in as demo@igny8.test / "
+                              "demo-password (Ctrl-C to stop)\n", flush=True)
+                    else:
+                        print(f"run.py: web and worker are up again at http://{HOST}:{port}", flush=True)
+                elif not warned and now - waited_since > START_TIMEOUT:
+                    warned = True
+                    print(f"run.py: http://{HOST}:{port}/healthz is not 200 after {START_TIMEOUT:.0f} s; "
+                          "still waiting.", file=sys.stderr, flush=True)
             time.sleep(0.2)
-        if Stop.signals:
-            return 0
-        print(f"run.py: {', '.join(dead(children))} stopped unexpectedly; stopping everything.", file=sys.stderr)
-        return 1
+        return 0
     finally:
-        if children:
+        running = {name: child.proc for name, child in children.items() if child.proc is not None}
+        if running:
             print("Stopping…", flush=True)
-            stop_children(children)
+            stop_children(running)
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ import requests
 
 from igny8.demo import DEMO_EMAIL, DEMO_PASSWORD
 from igny8.redis_server import free_port, is_reachable
-from tests.conftest import ROOT, csrf_token_from, wait_for
+from tests.conftest import ROOT, _children, csrf_token_from, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +60,7 @@ def test_make_run_sets_up_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path):
     try:
         run.wait_until_serving()
         assert f"http://127.0.0.1:{port}" in run.output and f"{DEMO_EMAIL} / {DEMO_PASSWORD}" in run.output
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200, "ready means web and worker up"
         assert (instance / "igny8.db").is_file()
         redis_url = (instance / "redis.url").read_text().strip()
         assert is_reachable(redis_url), "the private Redis's URL is published for other terminals"
@@ -92,3 +93,50 @@ def test_make_run_sets_up_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path):
         assert page.status_code == 200 and "generated" in page.text, "same data, same session cookie"
     finally:
         assert again.ctrl_c() == 0, again.output
+
+
+def _child(run: MakeRun, script: str) -> int:
+    """The pid of make run's child whose command line mentions ``script``."""
+    for pid in _children(run.proc.pid):
+        try:
+            if script in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                return pid
+        except OSError:
+            continue
+    return 0
+
+
+def test_make_run_restarts_a_killed_worker_while_the_web_keeps_serving(tmp_path: Path):
+    instance, port = tmp_path / "instance", free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL", "MEDIA_ROOT"}}
+    env.update(INSTANCE_DIR=str(instance), PORT=str(port), LOCAL_PROVIDER_LATENCY="0.2")
+    base = f"http://127.0.0.1:{port}"
+    run = MakeRun(tmp_path, env, "supervised")
+    try:
+        run.wait_until_serving()
+        web, worker = _child(run, "gunicorn"), _child(run, "worker.py")
+        assert web and worker
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: "worker exited with -9; restarting in 1 s" in run.output, timeout=10,
+                 message="make run to notice the dead worker")
+        assert run.proc.poll() is None, run.output
+        # The web answers all along (503 while no worker is registered is fine: it answers).
+        assert requests.get(f"{base}/healthz", timeout=10).status_code in (200, 503)
+        assert requests.get(f"{base}/login", timeout=10).status_code == 200
+        replacement = wait_for(lambda: (pid := _child(run, "worker.py")) not in (0, worker) and pid,
+                               timeout=20, message="a new worker process")
+        wait_for(lambda: "worker_start" in run.output.split("worker exited with -9", 1)[1], timeout=60,
+                 message="the new worker to start")
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=5).status_code == 200, timeout=30,
+                 message="/healthz 200 again")
+        assert _child(run, "gunicorn") == web, "the web was not restarted"
+        # A batch queued now is run by the new worker.
+        cli = subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "igny8", "images", "generate",
+                              "--content", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 0, cli.stdout + cli.stderr + run.output[-3000:]
+        assert "SUCCESS: 3 generated, 0 failed" in cli.stdout
+        assert _child(run, "worker.py") == replacement
+    finally:
+        code = run.ctrl_c()
+    assert code == 0, run.output
+    assert "restarting in" not in run.output.split("Stopping…", 1)[1], "no restart during shutdown"
