@@ -159,3 +159,41 @@ def test_two_tabs_and_two_api_clients_at_once_generate_each_image_exactly_once(c
     rows = images(client, acme, content["id"])
     assert {r["status"] for r in rows} == {"generated"} and all(r["attempts"] == 1 for r in rows)
     assert fake_openai.call_count == len(ids), "each image generated exactly once"
+
+
+def test_worker_registers_again_after_a_redis_restart_without_a_traceback(client, acme, start_worker,
+                                                                          redis_server, app):
+    """A Redis restart during a batch: afterwards RQ wrote a partial hash for the worker (its state)
+    and then refused to register it ("There exists an active worker named …", a traceback, a
+    restarted work loop). The worker now registers under a fresh name, with one log line."""
+    from rq import Worker
+
+    from igny8.redis_client import get_rq_redis
+
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+    worker = start_worker(LOCAL_PROVIDER_LATENCY="0.8")
+    content = article(client, acme, in_article=2)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    wait_for(lambda: "provider_call" in worker.output(), timeout=20, message="the batch to start")
+    redis_server.kill()
+    redis_server.start()
+    app.config["HEARTBEAT_STALE_SECONDS"] = 5
+    finished(client, acme, task_id, timeout=60)
+
+    def registered() -> bool:
+        with app.app_context():
+            try:
+                return Worker.count(connection=get_rq_redis()) >= 1
+            except Exception:  # noqa: BLE001 - Redis may still be coming up
+                return False
+
+    wait_for(registered, timeout=40, message="the worker to register again")
+    time.sleep(12)  # one more idle round (BLPOP timeout + heartbeat), where the refusal used to happen
+    assert registered()
+    output = worker.output()
+    assert "There exists an active worker" not in output, output[-3000:]
+    assert "worker_restart" not in output
+    other = article(client, acme, in_article=1, title="After the restart")
+    task = client.post(GENERATE, json={"content_id": other["id"]}, headers=acme["headers"]).json["task_id"]
+    assert finished(client, acme, task, timeout=60)["meta"]["completed"] == 2
+    assert worker.proc.poll() is None
