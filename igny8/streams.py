@@ -68,20 +68,23 @@ def _follow(account_id: int, task_id: str, last_id: str, keepalive: float,
             still_allowed: Callable[[], bool] | None, recheck: float) -> Iterator[Event]:
     hub = get_hub(current_app.config["REDIS_URL"])
     sub = hub.subscribe(task_id, last_id)
-    now = time.monotonic()
-    quiet_since = checked_at = now
+    quiet_since = checked_at = time.monotonic()
+    slack = 0.05  # a timed wait may return a hair early: that still counts as due
     try:
         while True:
-            batch = sub.get(timeout=min(keepalive, recheck) if still_allowed else keepalive)
+            wait = keepalive - (time.monotonic() - quiet_since)
+            if still_allowed is not None:
+                wait = min(wait, recheck - (time.monotonic() - checked_at))
+            batch = sub.get(timeout=max(wait, slack))
             now = time.monotonic()
-            if still_allowed is not None and (batch is None and now - quiet_since >= keepalive
-                                              or now - checked_at >= recheck):
+            keepalive_due = batch is None and now - quiet_since >= keepalive - slack
+            if still_allowed is not None and (keepalive_due or now - checked_at >= recheck - slack):
                 checked_at = now
                 if not still_allowed():
                     yield REVOKED
                     return
             if batch is None:
-                if now - quiet_since < keepalive:
+                if not keepalive_due:
                     continue  # woke up only to re-check the credential
                 quiet_since = now
                 yield KEEPALIVE

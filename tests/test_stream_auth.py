@@ -121,3 +121,18 @@ def test_streams_of_a_valid_login_and_token_run_to_the_end(client, acme, start_w
     for response in (api, modal):
         text = Stream(response).rest(60)
         assert "access revoked" not in text and "event: done" in text
+
+
+def test_quiet_stream_ends_soon_after_the_token_is_revoked(client, acme, live_server):
+    """No worker, so nothing moves: the re-check does not wait for an event or a keepalive."""
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=1)
+    content = article(client, acme, in_article=1)
+    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", stream=True, timeout=30,
+                            headers=acme["headers"])
+    stream = Stream(response)
+    stream.until(lambda line: line == "event: snapshot")
+    browser = _login(live_server, acme["email"])
+    assert browser.post(f"{live_server.url}/settings/api-token/revoke", timeout=10).status_code == 200
+    rest = stream.rest(RECHECK + 2)
+    assert rest.rstrip().endswith(": access revoked") and "event:" not in rest, rest
