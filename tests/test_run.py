@@ -95,6 +95,14 @@ def test_make_run_sets_up_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path):
         assert again.ctrl_c() == 0, again.output
 
 
+def _status(url: str) -> int:
+    """The HTTP status of ``url``, 0 while nothing answers."""
+    try:
+        return requests.get(url, timeout=5).status_code
+    except requests.ConnectionError:
+        return 0
+
+
 def _child(run: MakeRun, script: str) -> int:
     """The pid of make run's child whose command line mentions ``script``."""
     for pid in _children(run.proc.pid):
@@ -136,6 +144,19 @@ def test_make_run_restarts_a_killed_worker_while_the_web_keeps_serving(tmp_path:
         assert cli.returncode == 0, cli.stdout + cli.stderr + run.output[-3000:]
         assert "SUCCESS: 3 generated, 0 failed" in cli.stdout
         assert _child(run, "worker.py") == replacement
+
+        # The web dies: it comes back on the same port while the worker keeps running.
+        os.kill(web, signal.SIGKILL)
+        wait_for(lambda: "web exited with -9; restarting in 1 s" in run.output, timeout=10, message="web restart")
+        wait_for(lambda: _status(f"{base}/healthz") == 200, timeout=60, interval=0.5,
+                 message="the new web to answer")
+        assert _child(run, "gunicorn") not in (0, web) and _child(run, "worker.py") == replacement
+
+        # A second quick death of the worker waits longer (backoff: 1, 2, 4 … 30 s).
+        os.kill(replacement, signal.SIGKILL)
+        wait_for(lambda: "worker exited with -9; restarting in 2 s" in run.output, timeout=10,
+                 message="the backoff to grow")
+        wait_for(lambda: _child(run, "worker.py") not in (0, replacement), timeout=20, message="a third worker")
     finally:
         code = run.ctrl_c()
     assert code == 0, run.output
