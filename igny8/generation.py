@@ -28,7 +28,7 @@ from .ratelimit import DEFAULT_LIMITS, RateLimiter
 from .redis_client import get_redis
 from .settings import image_generation_config, provider_api_key
 from .storage import ImageDecodeError, StorageError, StoredVariant, get_store, seo_slug, store_image
-from .task_state import items_from_db, progress_store, result_body, summary_from_task
+from .task_state import items_from_db, outcome_of, progress_store, result_body, summary_from_task
 from .text import inert, plain
 
 MAX_ATTEMPTS = 3
@@ -289,7 +289,7 @@ class BatchRunner:
         if image is not None and image.task_id == self.task_id and image.status == "queued":
             image.status, image.task_id = "pending", None
             db.session.commit()
-        self.set_item(image_id, status="pending", phase="cancelled", note="Cancelled before it started.")
+        self.set_item(image_id, status="cancelled", phase="cancelled", note="Cancelled before it started.")
 
     # ------------------------------------------------------------ progress plumbing
 
@@ -339,9 +339,11 @@ class BatchRunner:
         task.cancelled, task.finished_at = cancelled, utcnow()
         db.session.commit()
         self.summary.update(state=task.state, error=error, cancelled=cancelled, finished_at=time.time())
+        self.summary["outcome"] = outcome_of(self.summary)
         result = result_body(self.summary, list(self.items.values()))
         self.write_summary()
         self.progress.finish_task(self.task_id, self.summary, result)
         event("task_finished", account=self.account_id, task=self.task_id, state=task.state,
+              outcome=self.summary["outcome"],
               completed=task.completed, failed=task.failed, cancelled=cancelled, cost=f"{task.cost:.4f}")
         return result
