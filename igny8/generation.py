@@ -189,7 +189,8 @@ class BatchRunner:
         request = ImageRequest(prompt=prompt, negative_prompt=self.registry.negative_prompt, width=width,
                                height=height, model=self.settings["model"],
                                output_format="png" if self.settings["image_format"] == "png" else "webp",
-                               partial_images=2 if provider.name == "openai" else 0)
+                               partial_images=2 if provider.name == "openai" else 0,
+                               quality=self.settings["quality"], background=self.settings["background"])
         expected_ms = int(expected_seconds(get_redis(), provider.name, request.model) * 1000)
         self.set_item(image.id, status="processing", phase="prompt_ready", progress=5, next_progress=10,
                       expected_ms=200, started_at=time.time())

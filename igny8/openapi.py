@@ -11,6 +11,7 @@ from typing import Any
 from .content import CONTENT_STATUSES, MAX_HTML, MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, MAX_TITLE
 from .models import IMAGE_STATUSES, IMAGE_TYPES, TASK_STATES
 from .providers import MODELS, PROVIDERS
+from .providers.catalog import backgrounds, openai_catalogue
 from .queueing import ITEM_STATUSES, MAX_DB_ID, MAX_IDS
 from .settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT
 from .settings import IMAGE_TYPES as STYLES
@@ -99,6 +100,8 @@ def schemas() -> dict[str, Any]:
             "desktop_enabled": {"type": "boolean"},
             "mobile_enabled": {"type": "boolean"},
             "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+            "quality": {"enum": list(openai_catalogue()["qualities"])},
+            "background": {"enum": list(backgrounds())},
         }),
         "Credentials": ok({"configured": {"type": "boolean"},
                            "key_hint": nullable({"type": "string", "maxLength": 8}),
@@ -157,6 +160,9 @@ def request_schemas() -> dict[str, Any]:
             "desktop_enabled": {"type": "boolean"},
             "mobile_enabled": {"type": "boolean"},
             "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+            "quality": {"enum": list(openai_catalogue()["qualities"]),
+                        "description": "xhigh and max only on gpt-image-2.5-sunburst/flare"},
+            "background": {"enum": list(backgrounds())},
         }, required=(), description="Any subset of the settings; the others keep their value."),
         "OpenAICredentialsUpdate": credentials_update({"enum": list(MODELS["openai"])}),
         "RunwareCredentialsUpdate": credentials_update(

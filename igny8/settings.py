@@ -20,6 +20,7 @@ from sqlalchemy import select
 from .extensions import db
 from .models import IntegrationSettings
 from .providers import DEFAULT_MODELS, MODELS, PROVIDERS, retired_model_message
+from .providers.catalog import backgrounds, openai_catalogue, qualities_for
 
 IMAGE_TYPES = ("realistic", "artistic", "illustration", "cartoon")
 IMAGE_FORMATS = ("webp", "png", "jpeg")
@@ -36,6 +37,8 @@ IMAGE_GENERATION_DEFAULTS: dict[str, Any] = {
     "desktop_enabled": True,
     "mobile_enabled": True,
     "concurrency": 1,
+    "quality": "medium",  # OpenAI: low | medium | high | auto (+ xhigh, max on gpt-image-2.5-*)
+    "background": "auto",  # OpenAI: auto | opaque | transparent
 }
 # Runware accepts any model by its AIR id ("runware:100@1", "civitai:4384@130072").
 _AIR_ID = re.compile(r"^[a-z0-9_-]{1,40}:\d{1,12}@\d{1,12}$")
@@ -159,6 +162,12 @@ def validate_image_generation(current: dict[str, Any], changes: Any) -> dict[str
     }
     if checks["provider"] is None:
         checks["model"] = validate_model(merged["provider"], merged["model"])
+    checks["quality"] = _check_choice(merged["quality"], openai_catalogue()["qualities"])
+    if not checks["quality"] and merged["provider"] == "openai" and not checks.get("model"):
+        allowed = qualities_for(merged["model"])
+        if merged["quality"] not in allowed:
+            checks["quality"] = f"{merged['model']} supports the qualities: {', '.join(allowed)}."
+    checks["background"] = _check_choice(merged["background"], backgrounds())
     errors.update({k: v for k, v in checks.items() if v})
     if errors:
         raise SettingsError(errors)

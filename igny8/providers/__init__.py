@@ -8,36 +8,34 @@ pay for importing the OpenAI SDK.
 from __future__ import annotations
 
 from .base import ImageProvider, ProviderError
+from .catalog import openai_models, retired_openai_models
 
 PROVIDERS: tuple[str, ...] = ("openai", "runware", "local")
 
+# OpenAI's choices are the installed SDK's current GPT image models (catalog.py). Runware takes
+# any model by its AIR id (``provider:id@version``); these are suggestions, with the models igny8
+# itself uses: HiDream (runware:97@1), Bria 3.2 (bria:10@1), Nano Banana (google:4@2).
 MODELS: dict[str, tuple[str, ...]] = {
-    "openai": ("gpt-image-2", "gpt-image-2.5"),
-    "runware": ("runware:100@1", "runware:101@1", "civitai:4384@130072"),
+    "openai": openai_models(),
+    "runware": ("runware:100@1", "runware:97@1", "bria:10@1", "google:4@2", "runware:101@1"),
     "local": ("placeholder",),
 }
 
 DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-image-2", "runware": "runware:100@1", "local": "placeholder"}
 
-# OpenAI models that no longer answer, and what to use instead. dall-e-2/3 retired 2026-05-12,
-# gpt-image-1 shut down 2026-10-23, gpt-image-1-mini and gpt-image-1.5 shut down 2026-12-01.
-RETIRED_MODELS: dict[str, str] = {
-    "dall-e-2": "gpt-image-2",
-    "dall-e-3": "gpt-image-2",
-    "gpt-image-1": "gpt-image-2",
-    "gpt-image-1-mini": "gpt-image-2",
-    "gpt-image-1.5": "gpt-image-2",
-}
+# OpenAI models the SDK marks deprecated, with its note (what happened, what to use instead).
+RETIRED_MODELS: dict[str, str] = retired_openai_models()
 
 PROVIDER_LABELS: dict[str, str] = {"openai": "OpenAI", "runware": "Runware", "local": "the placeholder renderer"}
 
 
 def retired_model_message(model: str) -> str | None:
-    """A sentence naming the replacement when ``model`` is retired, else None."""
-    replacement = RETIRED_MODELS.get(model)
-    if replacement is None:
+    """A sentence with the SDK's note and the default to choose when ``model`` is retired, else None."""
+    note = RETIRED_MODELS.get(model)
+    if note is None:
         return None
-    return f"The model {model} was retired by OpenAI; choose {replacement} instead."
+    return (f"The model {model} is retired at OpenAI ({note.rstrip('.')}). Choose {DEFAULT_MODELS['openai']} "
+            "or another current model in Settings.")
 
 
 def get_provider(name: str, *, api_key: str | None, model: str, base_url: str | None = None,

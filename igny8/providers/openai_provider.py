@@ -17,12 +17,15 @@ import openai
 from openai import OpenAI
 
 from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
+from .catalog import openai_models
 
-QUALITY = "medium"
-# Estimated USD per image at quality "medium" for a 1024x1024 image; other sizes scale by area
-# (1536x1024 -> x1.5). An estimate from the published per-image prices, not a bill: the API
-# reports tokens, not dollars. gpt-image-2.5 is priced like gpt-image-2 until we know better.
-PRICE_PER_SQUARE_IMAGE = {"gpt-image-2": 0.042, "gpt-image-2.5": 0.042}
+# Estimated USD per 1024x1024 image by quality, from OpenAI's published per-image prices for its
+# GPT image models (low 0.011, medium 0.042, high 0.167); other sizes scale by area (1536x1024 ->
+# x1.5). An estimate, not a bill: the API reports tokens, not dollars. xhigh and max have no
+# published per-image price: they are estimated at high's, and auto at medium's. One table for
+# every current model until per-model prices are known (the price table of the spend issue).
+PRICE_PER_SQUARE_IMAGE = {"low": 0.011, "medium": 0.042, "high": 0.167, "xhigh": 0.167, "max": 0.167,
+                          "auto": 0.042}
 CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 # Failures of the connect phase: the request never reached OpenAI, so nothing was made or billed.
 _NOT_SENT_CAUSES = ("ConnectError", "ConnectTimeout", "PoolTimeout")
@@ -46,10 +49,10 @@ def shared_http_client() -> Any:  # noqa: ANN401 - openai.DefaultHttpxClient
         return _http_client
 
 
-def estimate_cost(model: str, width: int, height: int) -> float | None:
-    """Approximate USD cost of one medium-quality image; None for a model we have no price for."""
-    price = PRICE_PER_SQUARE_IMAGE.get(model)
-    if price is None:
+def estimate_cost(model: str, width: int, height: int, quality: str = "medium") -> float | None:
+    """Approximate USD cost of one image; None for a model or quality we have no price for."""
+    price = PRICE_PER_SQUARE_IMAGE.get(quality)
+    if price is None or model not in openai_models():
         return None
     return round(price * (width * height) / (1024 * 1024), 6)
 
@@ -73,7 +76,8 @@ class OpenAIProvider(ImageProvider):
     def generate(self, request: ImageRequest, on_partial: PartialCallback | None = None) -> GeneratedImage:
         params: dict[str, Any] = {
             "model": request.model, "prompt": request.prompt, "size": f"{request.width}x{request.height}",
-            "n": 1, "output_format": request.output_format, "quality": QUALITY,
+            "n": 1, "output_format": request.output_format, "quality": request.quality,
+            "background": request.background,
         }
         try:
             if request.partial_images > 0 and on_partial is not None:
@@ -87,7 +91,7 @@ class OpenAIProvider(ImageProvider):
         except json.JSONDecodeError as exc:
             raise ProviderError("malformed", "OpenAI sent an answer that could not be read (not JSON).") from exc
         return GeneratedImage(data=_decode(encoded), provider=self.name, model=request.model,
-                              cost=estimate_cost(request.model, request.width, request.height))
+                              cost=estimate_cost(request.model, request.width, request.height, request.quality))
 
     def _generate_streaming(self, params: dict[str, Any], partials: int, on_partial: PartialCallback) -> str | None:
         """Stream the generation: ``image_generation.partial_image`` events feed ``on_partial``,

@@ -11,6 +11,7 @@ from ..auth import current_account_id, issue_api_token, require_account_admin, r
 from ..extensions import db
 from ..logs import event
 from ..providers import DEFAULT_MODELS, MODELS, PROVIDERS
+from ..providers.catalog import backgrounds, openai_catalogue
 from ..settings import (
     CREDENTIAL_TYPES,
     IMAGE_FORMATS,
@@ -39,6 +40,7 @@ def _render_integrations(errors: dict[str, dict[str, str]] | None = None, status
         providers=PROVIDERS, models=MODELS, default_models=DEFAULT_MODELS,
         image_types=IMAGE_TYPES, formats=IMAGE_FORMATS, max_in_article=MAX_IN_ARTICLE_LIMIT,
         max_concurrency=MAX_CONCURRENCY, errors=errors or {},
+        qualities=openai_catalogue()["qualities"], backgrounds=backgrounds(),
     ), status
 
 
@@ -50,7 +52,8 @@ def integrations():  # noqa: ANN201
 
 def _image_generation_form() -> dict[str, Any]:
     form = request.form
-    changes: dict[str, Any] = {k: form[k] for k in ("provider", "model", "image_type", "image_format") if k in form}
+    changes: dict[str, Any] = {k: form[k] for k in ("provider", "model", "image_type", "image_format", "quality",
+                                                    "background") if k in form}
     for name in ("max_in_article_images", "concurrency"):
         if name in form:
             value = form[name].strip()
