@@ -118,6 +118,8 @@ class BatchRunner:
         provider = get_provider(
             name, api_key=provider_api_key(self.account_id, name) if name != "local" else None, model=model,
             base_url=base_url, timeout=config["PROVIDER_TIMEOUT"], latency=config["LOCAL_PROVIDER_LATENCY"],
+            allowed_http_hosts=config.get("ALLOWED_HTTP_HOSTS", ()),
+            max_download_mb=config.get("MAX_DOWNLOAD_MB", 50.0),
         )
         self.placeholder = provider.placeholder
         self.registry = PromptRegistry(self.account_id)
