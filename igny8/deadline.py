@@ -62,9 +62,9 @@ class Deadline:
             self._timer.cancel()
         with self._lock:
             self._closed = True
-            watched, self._sockets = self._sockets, []
-        for sock in watched:
-            sock.close()  # our duplicate only; the HTTP library closes its own
+            for sock in self._sockets:
+                sock.close()  # our duplicate only; the HTTP library closes its own
+            self._sockets = []
 
     def remaining(self) -> float:
         """Seconds left (0.0 once over)."""
@@ -98,13 +98,12 @@ class Deadline:
 
     def _expire(self) -> None:
         self._fired.set()
-        with self._lock:
-            watched = list(self._sockets)
-        for sock in watched:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # the connection already ended
+        with self._lock:  # held so ``__exit__`` cannot close a duplicate mid-shutdown (shutdown never blocks)
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # the connection already ended
 
 
 def current_deadline() -> Deadline | None:
