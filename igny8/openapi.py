@@ -13,7 +13,7 @@ from .models import IMAGE_STATUSES, IMAGE_TYPES, TASK_STATES
 from .providers import MODELS, PROVIDERS
 from .providers.catalog import backgrounds, openai_catalogue
 from .queueing import ITEM_STATUSES, MAX_DB_ID, MAX_IDS
-from .settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT
+from .settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT, MAX_PARTIAL_IMAGES
 from .settings import IMAGE_TYPES as STYLES
 from .task_state import OUTCOMES
 
@@ -102,6 +102,7 @@ def schemas() -> dict[str, Any]:
             "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
             "quality": {"enum": list(openai_catalogue()["qualities"])},
             "background": {"enum": list(backgrounds())},
+            "partial_images": {"type": "integer", "minimum": 0, "maximum": MAX_PARTIAL_IMAGES},
         }),
         "Credentials": ok({"configured": {"type": "boolean"},
                            "key_hint": nullable({"type": "string", "maxLength": 8}),
@@ -163,6 +164,8 @@ def request_schemas() -> dict[str, Any]:
             "quality": {"enum": list(openai_catalogue()["qualities"]),
                         "description": "xhigh and max only on gpt-image-2.5-sunburst/flare"},
             "background": {"enum": list(backgrounds())},
+            "partial_images": {"type": "integer", "minimum": 0, "maximum": MAX_PARTIAL_IMAGES,
+                               "description": "Previews streamed per image (OpenAI bills each)"},
         }, required=(), description="Any subset of the settings; the others keep their value."),
         "OpenAICredentialsUpdate": credentials_update({"enum": list(MODELS["openai"])}),
         "RunwareCredentialsUpdate": credentials_update(

@@ -79,7 +79,7 @@ def test_the_openai_request_carries_quality_and_background(client, acme, fake_op
 
     client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
     configure(client, acme, provider="openai", model="gpt-image-2", quality="high", background="opaque",
-              max_in_article_images=0)
+              max_in_article_images=0, partial_images=0)
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
     content = article(client, acme, in_article=0)
     body = finished(client, acme, client.post(GENERATE, json={"content_id": content["id"]},

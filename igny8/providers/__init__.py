@@ -7,6 +7,8 @@ pay for importing the OpenAI SDK.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from .base import ImageProvider, ProviderError
 from .catalog import openai_models, retired_openai_models
 
@@ -39,12 +41,17 @@ def retired_model_message(model: str) -> str | None:
 
 
 def get_provider(name: str, *, api_key: str | None, model: str, base_url: str | None = None,
-                 timeout: float = 120.0, latency: float = 0.0) -> ImageProvider:
+                 timeout: float = 120.0, latency: float = 0.0, safety_identifier: str | None = None,
+                 allowed_http_hosts: Collection[str] = (), max_download_mb: float = 50.0) -> ImageProvider:
     """Build a configured provider.
 
     Raises ``ProviderError`` before any network call: ``bad_request`` for an unknown provider,
     ``retired_model`` for a retired model (never sent silently), ``auth`` when a key is needed
-    but missing. ``latency`` only affects the local renderer (a visible delay for demos/tests).
+    but missing. ``timeout`` bounds each whole call (connect, stream, download). ``latency`` only
+    affects the local renderer (a visible delay for demos/tests). ``safety_identifier`` (a stable
+    hash of the account, never an id or e-mail) goes to OpenAI with every call.
+    ``allowed_http_hosts`` and ``max_download_mb`` are the URL policy for image URLs a provider
+    answers with (Runware's ``imageURL``; DESIGN.md).
     """
     if name not in PROVIDERS:
         raise ProviderError("bad_request", f"Unknown image provider {name!r}; choose one of {', '.join(PROVIDERS)}.")
@@ -61,10 +68,12 @@ def get_provider(name: str, *, api_key: str | None, model: str, base_url: str | 
     if name == "openai":
         from .openai_provider import OpenAIProvider
 
-        return OpenAIProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout)
+        return OpenAIProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout,
+                              safety_identifier=safety_identifier)
     from .runware_provider import RunwareProvider
 
-    return RunwareProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout)
+    return RunwareProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout,
+                           allowed_http_hosts=allowed_http_hosts, max_download_mb=max_download_mb)
 
 
 __all__ = [

@@ -4,6 +4,9 @@ Wire format: ``POST <base>`` with a JSON *array* of tasks and ``Authorization: B
 the answer is ``{"data": [{taskUUID, imageUUID, imageBase64Data | imageURL, cost}]}`` or
 ``{"errors": [{code, message, parameter, taskUUID}]}`` with HTTP 400/401/402/403. We ask for
 base64 so the image arrives in the same answer (no second download that could expire or fail).
+An answer that carries only ``imageURL`` is fetched under the URL policy (``igny8.urlpolicy``):
+that URL comes from outside and could point anywhere. The POST and the download together end
+within ``timeout`` seconds (one ``Deadline``), however slowly the servers send.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import base64
 import binascii
 import os
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from ..deadline import Deadline, DeadlineExceeded, watched_session
+from ..urlpolicy import FetchFailed, URLRefused, safe_get
 from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
 
 DEFAULT_BASE_URL = "https://api.runware.ai/v1"
@@ -34,10 +40,13 @@ class RunwareProvider(ImageProvider):
     # Runware's URLs expire) but costs a second request that can fail after the image was billed.
     output_type = "base64Data"
 
-    def __init__(self, *, api_key: str, model: str, base_url: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(self, *, api_key: str, model: str, base_url: str | None = None, timeout: float = 120.0,
+                 allowed_http_hosts: Collection[str] = (), max_download_mb: float = 50.0) -> None:
         self.model, self.timeout = model, timeout
         self._api_key = api_key
         self.base_url = base_url or os.environ.get("RUNWARE_BASE_URL") or DEFAULT_BASE_URL
+        self.allowed_http_hosts = tuple(allowed_http_hosts)
+        self.max_download_bytes = int(max_download_mb * 1024 * 1024)
 
     def generate(self, request: ImageRequest, on_partial: PartialCallback | None = None) -> GeneratedImage:
         """Runware does not stream previews over REST, so ``on_partial`` is never called."""
@@ -45,11 +54,12 @@ class RunwareProvider(ImageProvider):
             raise ProviderError("bad_request", f"Runware needs a width and height in multiples of 64, "
                                                f"not {request.width}x{request.height}.")
         task = self._task(request)
-        response = self._post([task])
-        if response.status_code >= 400:
-            raise self._error_for(response)
-        item = self._result_item(response, task["taskUUID"])
-        data = self._image_bytes(item)
+        with Deadline(self.timeout) as deadline:
+            response = self._post([task], deadline)
+            if response.status_code >= 400:
+                raise self._error_for(response)
+            item = self._result_item(response, task["taskUUID"])
+            data = self._image_bytes(item, deadline)
         cost = item.get("cost")
         return GeneratedImage(data=data, provider=self.name, model=request.model,
                               cost=float(cost) if isinstance(cost, int | float) else None)
@@ -65,22 +75,33 @@ class RunwareProvider(ImageProvider):
             task["negativePrompt"] = request.negative_prompt
         return task
 
-    def _post(self, body: list[dict[str, Any]]) -> requests.Response:
+    def _post(self, body: list[dict[str, Any]], deadline: Deadline) -> requests.Response:
         """One POST, no retries. Connect failures are ``connection`` (nothing was sent); a read
-        timeout or a dropped answer is ``timeout`` (the image may have been made and billed)."""
+        timeout, the deadline or a dropped answer is ``timeout`` (the image may have been billed)."""
         headers = {"Authorization": f"Bearer {self._api_key}"}
+        remaining = max(deadline.remaining(), 0.001)
         try:
-            return requests.post(self.base_url, json=body, headers=headers, timeout=self.timeout)
+            with watched_session() as session:
+                response = session.post(self.base_url, json=body, headers=headers, timeout=(remaining, remaining))
         except requests.ConnectTimeout as exc:  # before Timeout: it is both, and nothing was sent
             raise _not_connected() from exc
         except requests.Timeout as exc:
-            raise ProviderError("timeout", f"Runware timed out (no answer within {self.timeout:g} s). The image may "
-                                           "still have been made and billed, so it was not retried.") from exc
+            raise self._timed_out() from exc
         except requests.ConnectionError as exc:
             if _never_connected(exc):
                 raise _not_connected() from exc
-            raise ProviderError("timeout", "The connection to Runware broke before the image arrived. "
-                                           "It may still have been made, so it was not retried.") from exc
+            if deadline.expired:
+                raise self._timed_out() from exc
+            raise _broke() from exc
+        except requests.RequestException as exc:  # the body was cut part-way (ChunkedEncodingError...)
+            raise (self._timed_out() if deadline.expired else _broke()) from exc
+        if deadline.expired:  # the watchdog cut a body that had no Content-Length: it may look whole
+            raise self._timed_out()
+        return response
+
+    def _timed_out(self) -> ProviderError:
+        return ProviderError("timeout", f"Runware timed out (the call did not finish within {self.timeout:g} s). "
+                                        "The image may still have been made and billed, so it was not retried.")
 
     def _error_for(self, response: requests.Response) -> ProviderError:
         status, detail = response.status_code, self._detail(response)
@@ -123,7 +144,7 @@ class RunwareProvider(ImageProvider):
             raise ProviderError("malformed", "Runware's answer did not contain an image for this request.")
         return mine[0]
 
-    def _image_bytes(self, item: dict[str, Any]) -> bytes:
+    def _image_bytes(self, item: dict[str, Any], deadline: Deadline) -> bytes:
         """Decode ``imageBase64Data``; or download ``imageURL`` at once (Runware URLs expire)."""
         encoded = item.get("imageBase64Data")
         if isinstance(encoded, str) and encoded:
@@ -134,19 +155,27 @@ class RunwareProvider(ImageProvider):
             except (binascii.Error, ValueError):
                 raise ProviderError("malformed", "Runware's answer did not contain a readable image.") from None
         url = item.get("imageURL")
-        if isinstance(url, str) and url.startswith(("http://", "https://")):
-            return self._download(url)
+        if isinstance(url, str) and url:
+            return self._download(url, deadline)
         raise ProviderError("malformed", "Runware's answer did not contain an image.")
 
-    def _download(self, url: str) -> bytes:
+    def _download(self, url: str, deadline: Deadline) -> bytes:
+        """The image at ``url`` under the URL policy; every refusal or fault is ``malformed``
+        (the image was made and billed, but we cannot have it), the deadline is ``timeout``."""
         try:
-            response = requests.get(url, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise ProviderError("malformed", "Runware made the image but downloading it failed.") from exc
-        if response.status_code != 200 or not response.content:
-            status = response.status_code
-            raise ProviderError("malformed", f"Runware made the image but its URL answered HTTP {status}.")
-        return response.content
+            return safe_get(url, max_bytes=self.max_download_bytes, deadline=deadline,
+                            allowed_http_hosts=self.allowed_http_hosts)
+        except URLRefused as exc:
+            raise ProviderError("malformed", f"Runware made the image but its URL was refused: {exc}.") from exc
+        except FetchFailed as exc:
+            raise ProviderError("malformed", f"Runware made the image but downloading it failed: {exc}.") from exc
+        except DeadlineExceeded as exc:
+            raise self._timed_out() from exc
+
+
+def _broke() -> ProviderError:
+    return ProviderError("timeout", "The connection to Runware broke before the image arrived. "
+                                    "It may still have been made, so it was not retried.")
 
 
 def _not_connected() -> ProviderError:
