@@ -5,9 +5,10 @@ Rules: https only, plain http only to hosts listed in ``ALLOWED_HTTP_HOSTS`` (``
 ``host:port``); after DNS resolution, never a private, loopback, link-local, CGNAT, multicast,
 reserved or unspecified address (IPv4-mapped/6to4/NAT64 forms included) unless the host is
 listed; the connection goes to the very address that was checked (resolved once, no DNS
-rebinding gap) while the request keeps the original Host header and TLS server name; every
-redirect hop is checked again (at most ``max_redirects``); a body above ``max_bytes`` is
-refused from its Content-Length or while streaming, never read whole first.
+rebinding gap) while the request keeps the original Host header and TLS server name; a
+redirect is refused (``max_redirects`` = 0; a caller that raises it gets every hop checked
+again); a body above ``max_bytes`` is refused from its Content-Length or while streaming, never
+read whole first; the whole fetch ends by its deadline (a watchdog shuts the socket).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import socket
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -97,7 +99,7 @@ def _addresses(host: str, port: int) -> list[str]:
     return addresses
 
 
-def check_url(url: str, *, allowed_http_hosts: Collection[str] = ()) -> Target:
+def check_url(url: str, allowed_http_hosts: Collection[str] | str = ()) -> Target:
     """Vet ``url`` and resolve its host once. Raises ``URLRefused`` (policy) or ``FetchFailed``
     (the host does not resolve). Plain http to an unlisted host is refused before any DNS query."""
     try:
@@ -137,8 +139,16 @@ def _pool(target: Target, deadline: Deadline) -> urllib3.HTTPConnectionPool:
                                       cert_reqs="CERT_REQUIRED", ca_certs=requests.certs.where())
 
 
-def safe_get(url: str, *, max_bytes: int, deadline: Deadline, allowed_http_hosts: Collection[str] = (),
-             max_redirects: int = 3) -> bytes:
+def fetch(url: str, *, allowed_http_hosts: Collection[str] | str, max_bytes: int, deadline: float) -> bytes:
+    """GET ``url`` under the policy; ``deadline`` is a ``time.monotonic()`` value. Raises
+    ``URLRefused``, ``FetchFailed`` or ``DeadlineExceeded`` (see ``safe_get``)."""
+    with Deadline(deadline - time.monotonic()) as watched:
+        watched.check()
+        return safe_get(url, max_bytes=max_bytes, deadline=watched, allowed_http_hosts=allowed_http_hosts)
+
+
+def safe_get(url: str, *, max_bytes: int, deadline: Deadline, allowed_http_hosts: Collection[str] | str = (),
+             max_redirects: int = 0) -> bytes:
     """GET ``url`` under the policy and return the body (status 200, at most ``max_bytes``).
 
     Raises ``URLRefused`` (``DownloadTooLarge`` for size), ``FetchFailed`` (HTTP status, network
@@ -155,9 +165,12 @@ def safe_get(url: str, *, max_bytes: int, deadline: Deadline, allowed_http_hosts
                                              "Accept-Encoding": "identity", "User-Agent": "igny8-images"})
             try:
                 location = response.headers.get("Location")
-                if 300 <= response.status < 400 and location:
-                    url = urljoin(url, location)
-                    continue
+                if 300 <= response.status < 400:
+                    if not max_redirects:
+                        raise URLRefused(f"it answered with a redirect (HTTP {response.status}), which is not followed")
+                    if location:
+                        url = urljoin(url, location)
+                        continue
                 return _read_body(response, max_bytes, deadline)
             finally:
                 response.close()  # a refused body is never drained: the connection is dropped

@@ -21,7 +21,7 @@ from typing import Any, Self
 from PIL import Image
 
 BEHAVIOURS = ("ok", "429", "429-noheader", "500", "503", "timeout", "reset", "malformed", "garbage-image",
-              "content-policy", "bad-key", "no-balance", "drip", "keepalive", "stream-json")
+              "content-policy", "bad-key", "no-balance", "drip", "keepalive", "json-for-stream")
 TRIGGER = re.compile(r"\[provider-fail:([a-z0-9-]+)\]")
 PIL_FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG"}
 NOT_AN_IMAGE = base64.b64encode(b"this is certainly not an image").decode()

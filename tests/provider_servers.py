@@ -5,7 +5,7 @@ Tests and benchmarks point the real SDK / ``requests`` at them (no mocks). Each 
 containing ``[provider-fail:<behaviour>]`` forces that behaviour for that call (browser tests use
 it to fail one chosen image). Behaviours: ok, 429, 429-noheader, 500, 503, timeout, reset,
 malformed, garbage-image, content-policy, bad-key, no-balance, drip (the answer one byte a second),
-keepalive (OpenAI stream: only ``: ping`` comments), stream-json (OpenAI: a stream request answered
+keepalive (OpenAI stream: only ``: ping`` comments), json-for-stream (OpenAI: a stream request answered
 with the plain JSON images body, as some compatible servers do).
 
 Run one by hand: ``python -m tests.provider_servers openai --port 8765 --latency 2``.
@@ -59,7 +59,7 @@ class FakeOpenAI(FakeProviderServer):
                                                         "invalid_value"))
         width, height, fmt = int(size[1]), int(size[2]), str(body.get("output_format") or "png")
         image = NOT_AN_IMAGE if behaviour == "garbage-image" else _b64(sample_image(width, height, fmt))
-        if body.get("stream") and behaviour != "stream-json":
+        if body.get("stream") and behaviour != "json-for-stream":
             return self._stream(handler, body, image, fmt)
         answer = {"created": int(time.time()), "background": "opaque", "data": [{"b64_json": image}],
                   "output_format": fmt, "quality": body.get("quality", "medium"), "size": f"{width}x{height}",

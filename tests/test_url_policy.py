@@ -11,7 +11,7 @@ import pytest
 from igny8.deadline import Deadline, DeadlineExceeded
 from igny8.providers import get_provider
 from igny8.providers.base import ImageProvider, ProviderError
-from igny8.urlpolicy import FetchFailed, URLRefused, check_url, is_blocked_address, safe_get
+from igny8.urlpolicy import FetchFailed, URLRefused, check_url, fetch, is_blocked_address, safe_get
 from tests.provider_servers import FakeOpenAI, FakeRunware
 from tests.test_providers import failure, opened, request_for
 from tests.url_servers import ImageHost
@@ -62,6 +62,10 @@ def test_addresses_are_classified(address, blocked):
     ("file:///etc/passwd", "only https"),
     ("https://user:pw@images.example.com/a.png", "credentials"),
     ("https://127.0.0.1/a.png", "private or local"),
+    ("https://10.0.0.1/a.png", "private or local"),
+    ("https://192.168.1.1/a.png", "private or local"),
+    ("https://172.16.0.1/a.png", "private or local"),
+    ("https://100.64.0.1/a.png", "private or local"),
     ("https://localhost:6379/", "private or local"),
     ("https://169.254.169.254/latest/meta-data/", "private or local"),
     ("https://[::ffff:127.0.0.1]/", "private or local"),
@@ -74,7 +78,7 @@ def test_urls_outside_the_policy_are_refused_before_any_connection(url, reason):
 
 
 def test_listed_hosts_may_use_http_and_private_addresses():
-    target = check_url("http://127.0.0.1:8080/a.png?x=1", allowed_http_hosts=["127.0.0.1:8080"])
+    target = check_url("http://127.0.0.1:8080/a.png?x=1", "127.0.0.1:8080")
     assert (target.address, target.port, target.path, target.host_header) == ("127.0.0.1", 8080, "/a.png?x=1",
                                                                               "127.0.0.1:8080")
     assert check_url("http://127.0.0.1:9/a", allowed_http_hosts="127.0.0.1").port == 9, "a bare host: any port"
@@ -136,15 +140,37 @@ def test_a_redirect_to_an_unlisted_local_address_is_refused(fake_runware, image_
     assert other_host.connection_count == 0, "the redirect target never was"
 
 
-def test_a_redirect_between_listed_hosts_is_followed_a_few_times(image_host, other_host):
+def test_a_redirect_is_refused_even_between_listed_hosts(image_host, other_host):
+    allowed = listed(image_host) + listed(other_host)
+    with Deadline(5) as deadline, pytest.raises(URLRefused, match=r"redirect \(HTTP 302\), which is not followed"):
+        safe_get(image_host.url(f"/redirect?to={other_host.url('/image.png')}"), max_bytes=1 << 20,
+                 deadline=deadline, allowed_http_hosts=allowed)
+    assert image_host.request_count == 1 and other_host.connection_count == 0
+
+
+def test_a_caller_may_follow_redirects_and_every_hop_is_checked(image_host, other_host):
     allowed = listed(image_host) + listed(other_host)
     with Deadline(5) as deadline:
         data = safe_get(image_host.url(f"/redirect?to={other_host.url('/image.png')}"), max_bytes=1 << 20,
-                        deadline=deadline, allowed_http_hosts=allowed)
+                        deadline=deadline, allowed_http_hosts=allowed, max_redirects=1)
         assert opened(data).size == (64, 48)
         loop = image_host.url(f"/redirect?to={image_host.url('/redirect?to=/redirect%3Fto%3D/image.png')}")
         with pytest.raises(URLRefused, match="more than 1 redirects"):
             safe_get(loop, max_bytes=1 << 20, deadline=deadline, allowed_http_hosts=allowed, max_redirects=1)
+
+
+def test_fetch_takes_a_monotonic_deadline(image_host):
+    data = fetch(image_host.url("/image.png"), allowed_http_hosts=",".join(listed(image_host)), max_bytes=1 << 20,
+                 deadline=time.monotonic() + 5)
+    assert opened(data).size == (64, 48)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        fetch(image_host.url("/drip.png"), allowed_http_hosts=listed(image_host), max_bytes=1 << 20,
+              deadline=time.monotonic() + 1.5)
+    assert time.monotonic() - started < 2.5
+    with pytest.raises(DeadlineExceeded):
+        fetch(image_host.url("/image.png"), allowed_http_hosts=listed(image_host), max_bytes=1 << 20,
+              deadline=time.monotonic() - 1)
 
 
 @pytest.mark.parametrize("sized", [True, False], ids=["content-length", "close-delimited"])
@@ -221,7 +247,7 @@ def test_the_deadline_is_per_call_and_checked_on_every_chunk():
 # ---------------------------------------------------------------- OpenAI answer shapes and identity
 
 def test_a_stream_request_answered_with_plain_json_still_gives_the_image(fake_openai):
-    fake_openai.queue_behaviours("stream-json")
+    fake_openai.queue_behaviours("json-for-stream")
     provider = openai(fake_openai)
     previews: list[int] = []
     generated = provider.generate(request_for(provider, partial_images=2), lambda index, data: previews.append(index))

@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from ..deadline import Deadline, DeadlineExceeded, watched_session
-from ..urlpolicy import FetchFailed, URLRefused, safe_get
+from ..urlpolicy import CHUNK_BYTES, FetchFailed, URLRefused, parse_allowed_hosts, safe_get
 from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
 
 DEFAULT_BASE_URL = "https://api.runware.ai/v1"
+# Room for the JSON around an image's base64 in an answer (UUIDs, cost, other fields).
+ANSWER_OVERHEAD_BYTES = 1024 * 1024
 OUTPUT_FORMATS = {"webp": "WEBP", "png": "PNG", "jpeg": "JPG", "jpg": "JPG"}
 # Substrings of Runware error codes/messages that mean "refused by content moderation".
 _POLICY_MARKERS = ("nsfw", "safety", "moderat", "contentpolicy", "content policy", "inappropriate")
@@ -41,11 +45,11 @@ class RunwareProvider(ImageProvider):
     output_type = "base64Data"
 
     def __init__(self, *, api_key: str, model: str, base_url: str | None = None, timeout: float = 120.0,
-                 allowed_http_hosts: Collection[str] = (), max_download_mb: float = 50.0) -> None:
+                 allowed_http_hosts: Collection[str] | str = (), max_download_mb: float = 50.0) -> None:
         self.model, self.timeout = model, timeout
         self._api_key = api_key
         self.base_url = base_url or os.environ.get("RUNWARE_BASE_URL") or DEFAULT_BASE_URL
-        self.allowed_http_hosts = tuple(allowed_http_hosts)
+        self.allowed_http_hosts = parse_allowed_hosts(allowed_http_hosts)
         self.max_download_bytes = int(max_download_mb * 1024 * 1024)
 
     def generate(self, request: ImageRequest, on_partial: PartialCallback | None = None) -> GeneratedImage:
@@ -75,14 +79,17 @@ class RunwareProvider(ImageProvider):
             task["negativePrompt"] = request.negative_prompt
         return task
 
-    def _post(self, body: list[dict[str, Any]], deadline: Deadline) -> requests.Response:
+    def _post(self, body: list[dict[str, Any]], deadline: Deadline) -> _Answer:
         """One POST, no retries. Connect failures are ``connection`` (nothing was sent); a read
-        timeout, the deadline or a dropped answer is ``timeout`` (the image may have been billed)."""
+        timeout, the deadline or a dropped answer is ``timeout`` (the image may have been billed).
+        The answer is streamed in chunks, the deadline checked after each one, and refused past
+        ``_answer_cap`` bytes (the base64 of a MAX_DOWNLOAD_MB image plus room for the JSON)."""
         headers = {"Authorization": f"Bearer {self._api_key}"}
         remaining = max(deadline.remaining(), 0.001)
         try:
-            with watched_session() as session:
-                response = session.post(self.base_url, json=body, headers=headers, timeout=(remaining, remaining))
+            with watched_session() as session, session.post(self.base_url, json=body, headers=headers, stream=True,
+                                                            timeout=(remaining, remaining)) as response:
+                answer = _Answer(response.status_code, response.headers, self._read_answer(response, deadline))
         except requests.ConnectTimeout as exc:  # before Timeout: it is both, and nothing was sent
             raise _not_connected() from exc
         except requests.Timeout as exc:
@@ -95,15 +102,38 @@ class RunwareProvider(ImageProvider):
             raise _broke() from exc
         except requests.RequestException as exc:  # the body was cut part-way (ChunkedEncodingError...)
             raise (self._timed_out() if deadline.expired else _broke()) from exc
+        except DeadlineExceeded as exc:
+            raise self._timed_out() from exc
         if deadline.expired:  # the watchdog cut a body that had no Content-Length: it may look whole
             raise self._timed_out()
-        return response
+        return answer
+
+    @property
+    def _answer_cap(self) -> int:
+        return self.max_download_bytes * 4 // 3 + ANSWER_OVERHEAD_BYTES
+
+    def _read_answer(self, response: requests.Response, deadline: Deadline) -> bytes:
+        cap = self._answer_cap
+        too_large = ProviderError("malformed", f"Runware's answer was larger than {cap / 1024 / 1024:.0f} MB "
+                                               "(MAX_DOWNLOAD_MB); it was not read. The image may have been billed.")
+        length = response.headers.get("Content-Length", "")
+        if length.strip().isdigit() and int(length) > cap:
+            raise too_large
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in response.iter_content(CHUNK_BYTES):
+            total += len(chunk)
+            if total > cap:
+                raise too_large
+            deadline.check()
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _timed_out(self) -> ProviderError:
         return ProviderError("timeout", f"Runware timed out (the call did not finish within {self.timeout:g} s). "
                                         "The image may still have been made and billed, so it was not retried.")
 
-    def _error_for(self, response: requests.Response) -> ProviderError:
+    def _error_for(self, response: _Answer) -> ProviderError:
         status, detail = response.status_code, self._detail(response)
         if status in (401, 403):
             return ProviderError("auth", "Runware rejected the API key: check the key in Settings → Integrations.")
@@ -119,7 +149,7 @@ class RunwareProvider(ImageProvider):
                                                    "reword the prompt and generate again." + detail)
         return ProviderError("bad_request", f"Runware refused the request (HTTP {status})." + detail)
 
-    def _detail(self, response: requests.Response) -> str:
+    def _detail(self, response: _Answer) -> str:
         """Runware's first error (code and message, key redacted) as a trailing sentence."""
         try:
             errors = response.json().get("errors") or []
@@ -129,7 +159,7 @@ class RunwareProvider(ImageProvider):
         text = " ".join(str(first.get(k)) for k in ("message", "code") if first.get(k))
         return f" Runware said: {redact(text, self._api_key)}" if text else ""
 
-    def _result_item(self, response: requests.Response, task_uuid: str) -> dict[str, Any]:
+    def _result_item(self, response: _Answer, task_uuid: str) -> dict[str, Any]:
         try:
             body = response.json()
         except ValueError:
@@ -171,6 +201,18 @@ class RunwareProvider(ImageProvider):
             raise ProviderError("malformed", f"Runware made the image but downloading it failed: {exc}.") from exc
         except DeadlineExceeded as exc:
             raise self._timed_out() from exc
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """Runware's HTTP answer, read whole (within the deadline and size cap)."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:  # noqa: ANN401 - any JSON value
+        return json.loads(self.content)
 
 
 def _broke() -> ProviderError:
