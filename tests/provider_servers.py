@@ -5,7 +5,7 @@ Tests and benchmarks point the real SDK / ``requests`` at them (no mocks). Each 
 containing ``[provider-fail:<behaviour>]`` forces that behaviour for that call (browser tests use
 it to fail one chosen image). Behaviours: ok, 429, 429-noheader, 500, 503, timeout, reset,
 malformed, garbage-image, content-policy, bad-key, no-balance, drip (the answer one byte a second),
-keepalive (OpenAI stream: only ``: ping`` comments), json-for-stream (OpenAI: a stream request answered
+keepalive (OpenAI stream: only ``: keep-alive`` comments), json-for-stream (OpenAI: a stream request answered
 with the plain JSON images body, as some compatible servers do).
 
 Run one by hand: ``python -m tests.provider_servers openai --port 8765 --latency 2``.
@@ -108,7 +108,7 @@ class FakeOpenAI(FakeProviderServer):
         self._start_stream(handler)
         deadline = time.monotonic() + self.hang_seconds
         while time.monotonic() < deadline and not self._stopping.wait(0.5):
-            handler.wfile.write(b": ping\n\n")
+            handler.wfile.write(b": keep-alive\n\n")
             handler.wfile.flush()
 
     def _stream(self, handler: Handler, body: dict[str, Any], final_b64: str, fmt: str) -> None:
