@@ -142,7 +142,7 @@ def _pool(target: Target, deadline: Deadline) -> urllib3.HTTPConnectionPool:
 def fetch(url: str, *, allowed_http_hosts: Collection[str] | str, max_bytes: int, deadline: float) -> bytes:
     """GET ``url`` under the policy; ``deadline`` is a ``time.monotonic()`` value. Raises
     ``URLRefused``, ``FetchFailed`` or ``DeadlineExceeded`` (see ``safe_get``)."""
-    with Deadline(deadline - time.monotonic()) as watched:
+    with Deadline(max(deadline - time.monotonic(), 0.0)) as watched:
         watched.check()
         return safe_get(url, max_bytes=max_bytes, deadline=watched, allowed_http_hosts=allowed_http_hosts)
 

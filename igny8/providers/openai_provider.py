@@ -70,7 +70,14 @@ class DeadlineTransport(httpx2.BaseTransport):
     """Puts the thread's current ``Deadline`` on every request: each phase's timeout is capped by
     the time left, and the connection's socket is registered with the watchdog as soon as it is
     connected (httpcore's ``trace`` extension) or, for a pooled connection, when the answer's
-    headers arrive. Requests made outside a deadline pass through untouched."""
+    headers arrive. Requests made outside a deadline pass through untouched.
+
+    Residual gap, known: on a *reused* keep-alive connection the socket is only registered once
+    the answer's headers have arrived (httpcore reports no event for a pooled connection before
+    that), so a server that drips its header bytes on such a connection is bounded by the
+    per-read timeout (capped at the time left) rather than by the watchdog. The body phase (the
+    SSE keep-alive case) and every new connection are covered; only the operator's own OpenAI
+    endpoint is ever called here."""
 
     def __init__(self, inner: httpx2.BaseTransport) -> None:
         self._inner = inner
