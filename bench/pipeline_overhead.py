@@ -108,7 +108,7 @@ def queue_images(stack: Stack, account_id: int, count: int, tag: str) -> str:
                                       "in_article_prompts": [f"Detail {p} of the forest, {n}" for p in range(1, 5)]})
             ids += [img.id for img in create_article(account_id, clean).images]
         db.session.commit()
-        task, _items, _existing = queue_batch(account_id, {"ids": ids[:count]})
+        task = queue_batch(account_id, {"ids": ids[:count]}).task
         return task.id
 
 

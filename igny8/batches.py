@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
@@ -29,23 +30,32 @@ def job_timeout(images: int, concurrency: int) -> int:
     return int(120 + per_image * -(-images // max(concurrency, 1)))
 
 
-def queue_batch(account_id: int, body: Any) -> tuple[GenerationTask, list[dict[str, Any]], bool]:
-    """Claim the requested images for a new task and enqueue its job.
+@dataclass(frozen=True)
+class QueuedBatch:
+    """The answer to a generate request. ``existing`` is True when every image was already held
+    by a running task, which is then the answer (a double click never queues anything twice);
+    ``note`` says why images were left out (the per-article cap), None when none were."""
 
-    Returns (task, queue items, existing): ``existing`` is True when every image was already held
-    by a running task, which is then the answer (a double click never queues anything twice).
-    """
+    task: GenerationTask
+    items: list[dict[str, Any]]
+    existing: bool
+    note: str | None
+
+
+def queue_batch(account_id: int, body: Any) -> QueuedBatch:
+    """Claim the requested images for a new task and enqueue its job; raises QueueError."""
     settings = image_generation_config(account_id)
-    images, content = select_images(account_id, body, settings["max_in_article_images"])
+    images, content, note = select_images(account_id, body, settings["max_in_article_images"])
     task_id = uuid.uuid4().hex
     claimed = claim(images, task_id)
     if not claimed:
         db.session.rollback()
         running = holding_task(account_id, images, content)
         if running is None:
-            raise QueueError(409, "Nothing to generate: no pending image with a prompt"
-                             + (" in this article." if content else "."))
-        return running, items_from_db(running), True
+            where = " of this article" if content else ""
+            raise QueueError(409, f"Nothing to generate: every image{where} with a prompt is generated already."
+                             + (f" {note}" if note else ""))
+        return QueuedBatch(running, items_from_db(running), True, note)
     contents = {img.content_id for img in claimed}
     task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
                           content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed))
@@ -58,7 +68,7 @@ def queue_batch(account_id: int, body: Any) -> tuple[GenerationTask, list[dict[s
     progress_store().init_task(task.id, summary_from_task(task), items)
     _enqueue(task, settings)
     event("task_queued", account=account_id, task=task.id, content=task.content_id, images=task.total)
-    return task, items, False
+    return QueuedBatch(task, items, False, note)
 
 
 def _enqueue(task: GenerationTask, settings: dict[str, Any]) -> None:

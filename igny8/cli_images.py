@@ -76,12 +76,33 @@ def watch(account_id: int, task_id: str) -> dict[str, Any]:
     raise click.ClickException(f"Task {task_id} not found.")
 
 
+OUTCOME_WORDS = {"generated": "all images generated", "partial": "partly generated",
+                 "failed": "no image was generated", "cancelled": "cancelled"}
+
+
 def _finish(result: dict[str, Any]) -> None:
+    """Print the outcome in words; exit 1 unless every image was generated."""
     duration = f" in {result['duration_seconds']:.1f} s" if result.get("duration_seconds") else ""
+    outcome = result.get("outcome") or "failed"
     click.echo(f"{result['state']}: {result['completed']} generated, {result['failed']} failed{duration}, "
-               f"cost ${result.get('cost') or 0:.4f}" + (f" — {result['error']}" if result.get("error") else ""))
-    if result["failed"] or result["state"] != "SUCCESS":
+               f"cost ${result.get('cost') or 0:.4f} — outcome: {outcome} ({OUTCOME_WORDS.get(outcome, outcome)})"
+               + (f" — {plain(result['error'])}" if result.get("error") else ""))
+    if outcome != "generated":
         sys.exit(1)
+
+
+def _queue_and_watch(content: Content, body: dict[str, Any], no_wait: bool) -> None:
+    try:
+        batch = queue_batch(content.account_id, body)
+    except QueueError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{'Already running' if batch.existing else 'Queued'}: task {batch.task.id}, {len(batch.items)} "
+               f"image(s) for “{content.title}”")
+    if batch.note:
+        click.echo(batch.note)
+    _warn_if_no_worker()
+    if not no_wait:
+        _finish(watch(content.account_id, batch.task.id))
 
 
 def _warn_if_no_worker() -> None:
@@ -110,19 +131,29 @@ def images_group() -> None:
 @click.option("--no-wait", is_flag=True, help="Queue and print the task id without watching.")
 @with_appcontext
 def generate_command(content_id: int, no_wait: bool) -> None:
-    """Queue the article's pending images and show a live bar per image (exit 1 if any failed)."""
+    """Queue the article's pending and failed images by the queue rule and show a live bar per
+    image (exit 1 unless all were generated)."""
     content = db.session.get(Content, content_id)
     if content is None:
         raise click.ClickException(f"No article with id {content_id}.")
-    try:
-        task, items, existing = queue_batch(content.account_id, {"content_id": content_id})
-    except QueueError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(f"{'Already running' if existing else 'Queued'}: task {task.id}, {len(items)} image(s) "
-               f"for “{content.title}”")
-    _warn_if_no_worker()
-    if not no_wait:
-        _finish(watch(content.account_id, task.id))
+    _queue_and_watch(content, {"content_id": content_id}, no_wait)
+
+
+@images_group.command("retry")
+@click.option("--content", "content_id", type=click.IntRange(1, MAX_DB_ID), required=True,
+              help="Article id whose failed images to generate again.")
+@click.option("--no-wait", is_flag=True, help="Queue and print the task id without watching.")
+@with_appcontext
+def retry_command(content_id: int, no_wait: bool) -> None:
+    """Generate the article's failed images again (all of them, whatever the cap: they were chosen
+    before) and show a live bar per image."""
+    content = db.session.get(Content, content_id)
+    if content is None:
+        raise click.ClickException(f"No article with id {content_id}.")
+    failed = [img.id for img in content.images if img.status == "failed" and img.prompt.strip()]
+    if not failed:
+        raise click.ClickException(f"No failed image in “{content.title}”: nothing to retry.")
+    _queue_and_watch(content, {"ids": failed}, no_wait)
 
 
 @images_group.command("watch")

@@ -56,6 +56,12 @@ class Config:
     LOCAL_PROVIDER_LATENCY: float = 1.0
     # Seconds one provider call may take before it counts as a timeout.
     PROVIDER_TIMEOUT: float = 120.0
+    # Hosts (``host`` or ``host:port``, comma-separated in the environment) that URLs from outside
+    # (a provider's image URL) may reach over plain http or at a private address; empty = none:
+    # https to public addresses only. For tests and private deployments (DESIGN.md).
+    ALLOWED_HTTP_HOSTS: tuple[str, ...] = ()
+    # A download from such a URL larger than this many megabytes is refused while streaming.
+    MAX_DOWNLOAD_MB: float = 50.0
     # Redis keys of a finished task live this long; the database keeps the outcome after.
     PROGRESS_TTL: int = 24 * 3600
     # A running task whose heartbeat is older than this is considered dead (worker killed).
@@ -84,7 +90,10 @@ class Config:
                      "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION"):
             if os.environ.get(name):
                 config[name] = os.environ[name]
-        for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT", "STREAM_AUTH_RECHECK_SECONDS"):
+        if os.environ.get("ALLOWED_HTTP_HOSTS"):
+            config["ALLOWED_HTTP_HOSTS"] = tuple(h.strip().lower() for h in os.environ["ALLOWED_HTTP_HOSTS"].split(",")
+                                                 if h.strip())
+        for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT", "MAX_DOWNLOAD_MB", "STREAM_AUTH_RECHECK_SECONDS"):
             if os.environ.get(name):
                 config[name] = float(os.environ[name])
         config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)

@@ -26,9 +26,9 @@ from .providers import get_provider
 from .providers.base import GeneratedImage, ImageProvider, ImageRequest, ProviderError
 from .ratelimit import DEFAULT_LIMITS, RateLimiter
 from .redis_client import get_redis
-from .settings import image_generation_config, provider_api_key
+from .settings import image_generation_config, provider_api_key, safety_identifier
 from .storage import ImageDecodeError, StorageError, StoredVariant, get_store, seo_slug, store_image
-from .task_state import items_from_db, progress_store, result_body, summary_from_task
+from .task_state import items_from_db, outcome_of, progress_store, result_body, summary_from_task
 from .text import inert, plain
 
 MAX_ATTEMPTS = 3
@@ -119,6 +119,9 @@ class BatchRunner:
         provider = get_provider(
             name, api_key=provider_api_key(self.account_id, name) if name != "local" else None, model=model,
             base_url=base_url, timeout=config["PROVIDER_TIMEOUT"], latency=config["LOCAL_PROVIDER_LATENCY"],
+            safety_identifier=safety_identifier(self.account_id),
+            allowed_http_hosts=config.get("ALLOWED_HTTP_HOSTS", ()),
+            max_download_mb=config.get("MAX_DOWNLOAD_MB", 50.0),
         )
         self.placeholder = provider.placeholder
         self.registry = PromptRegistry(self.account_id)
@@ -190,7 +193,8 @@ class BatchRunner:
         request = ImageRequest(prompt=prompt, negative_prompt=self.registry.negative_prompt, width=width,
                                height=height, model=self.settings["model"],
                                output_format="png" if self.settings["image_format"] == "png" else "webp",
-                               partial_images=2 if provider.name == "openai" else 0)
+                               partial_images=int(self.settings.get("partial_images", 0)),
+                               quality=self.settings["quality"], background=self.settings["background"])
         expected_ms = int(expected_seconds(get_redis(), provider.name, request.model) * 1000)
         self.set_item(image.id, status="processing", phase="prompt_ready", progress=5, next_progress=10,
                       expected_ms=200, started_at=time.time())
@@ -290,7 +294,7 @@ class BatchRunner:
         if image is not None and image.task_id == self.task_id and image.status == "queued":
             image.status, image.task_id = "pending", None
             db.session.commit()
-        self.set_item(image_id, status="pending", phase="cancelled", note="Cancelled before it started.")
+        self.set_item(image_id, status="cancelled", phase="cancelled", note="Cancelled before it started.")
 
     # ------------------------------------------------------------ progress plumbing
 
@@ -352,9 +356,11 @@ class BatchRunner:
         task.cancelled, task.finished_at = cancelled, utcnow()
         db.session.commit()
         self.summary.update(state=task.state, error=error, cancelled=cancelled, finished_at=time.time())
+        self.summary["outcome"] = outcome_of(self.summary)
         result = result_body(self.summary, list(self.items.values()))
         self.save_job_meta(dict(self.summary))  # the final ``task`` event is finish_task's, sent once
         self.progress.finish_task(self.task_id, self.summary, result)
         event("task_finished", account=self.account_id, task=self.task_id, state=task.state,
+              outcome=self.summary["outcome"],
               completed=task.completed, failed=task.failed, cancelled=cancelled, cost=f"{task.cost:.4f}")
         return result

@@ -11,9 +11,11 @@ from typing import Any
 from .content import CONTENT_STATUSES, MAX_HTML, MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, MAX_TITLE
 from .models import IMAGE_STATUSES, IMAGE_TYPES, TASK_STATES
 from .providers import MODELS, PROVIDERS
-from .queueing import MAX_DB_ID, MAX_IDS, QUEUE_STATUS
-from .settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT
+from .providers.catalog import backgrounds, openai_catalogue
+from .queueing import ITEM_STATUSES, MAX_DB_ID, MAX_IDS
+from .settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT, MAX_PARTIAL_IMAGES
 from .settings import IMAGE_TYPES as STYLES
+from .task_state import OUTCOMES
 
 API = "/api/v1"
 NO_CONTROL = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"  # tab, LF and CR are text; other controls are not
@@ -98,6 +100,9 @@ def schemas() -> dict[str, Any]:
             "desktop_enabled": {"type": "boolean"},
             "mobile_enabled": {"type": "boolean"},
             "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+            "quality": {"enum": list(openai_catalogue()["qualities"])},
+            "background": {"enum": list(backgrounds())},
+            "partial_images": {"type": "integer", "minimum": 0, "maximum": MAX_PARTIAL_IMAGES},
         }),
         "Credentials": ok({"configured": {"type": "boolean"},
                            "key_hint": nullable({"type": "string", "maxLength": 8}),
@@ -118,11 +123,11 @@ def schemas() -> dict[str, Any]:
             "image_id": int_id, "index": {"type": "integer", "minimum": 1}, "label": {"type": "string"},
             "type": {"enum": list(IMAGE_TYPES)}, "position": {"type": "integer", "minimum": 0},
             "content_title": {"type": "string"},
-            "status": {"enum": sorted(set(QUEUE_STATUS.values()))},
+            "status": {"enum": list(ITEM_STATUSES)},
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "image_url": url, "error": nullable({"type": "string"}),
         }, extra=True, description="Also carries display hints (phase, thumb_url, placeholder, timestamps)."),
-        "ImageResult": obj({"image_id": int_id, "status": {"enum": sorted(set(QUEUE_STATUS.values()))},
+        "ImageResult": obj({"image_id": int_id, "status": {"enum": list(ITEM_STATUSES)},
                             "image_url": url,
                             "error": nullable({"type": "string"})}),
         "TaskProgress": obj({
@@ -134,8 +139,9 @@ def schemas() -> dict[str, Any]:
                 "completed": {"type": "integer", "minimum": 0},
                 "failed": {"type": "integer", "minimum": 0},
                 "results": {"type": "array", "items": ref("ImageResult")},
+                "outcome": nullable({"enum": list(OUTCOMES), "description": "Set once the task has ended"}),
             }, extra=True),
-            "result": nullable(obj({"state": {"enum": list(TASK_STATES)},
+            "result": nullable(obj({"state": {"enum": list(TASK_STATES)}, "outcome": {"enum": list(OUTCOMES)},
                                     "results": {"type": "array", "items": ref("ImageResult")}}, extra=True)),
         }, extra=True),
     }
@@ -155,6 +161,11 @@ def request_schemas() -> dict[str, Any]:
             "desktop_enabled": {"type": "boolean"},
             "mobile_enabled": {"type": "boolean"},
             "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+            "quality": {"enum": list(openai_catalogue()["qualities"]),
+                        "description": "xhigh and max only on gpt-image-2.5-sunburst/flare"},
+            "background": {"enum": list(backgrounds())},
+            "partial_images": {"type": "integer", "minimum": 0, "maximum": MAX_PARTIAL_IMAGES,
+                               "description": "Previews streamed per image (OpenAI bills each)"},
         }, required=(), description="Any subset of the settings; the others keep their value."),
         "OpenAICredentialsUpdate": credentials_update({"enum": list(MODELS["openai"])}),
         "RunwareCredentialsUpdate": credentials_update(
@@ -205,7 +216,8 @@ def paths() -> dict[str, Any]:
     config = ok({"config": ref("ImageGenerationConfig")})
     credentials = {"200": json_response("What may leave the server: never the key", ref("Credentials"))}
     generate = ok({"task_id": {"type": "string", "pattern": TASK_ID}, "existing": {"type": "boolean"},
-                   "queue": {"type": "array", "items": ref("ImageQueueItem")}})
+                   "queue": {"type": "array", "items": ref("ImageQueueItem")},
+                   "note": nullable({"type": "string", "description": "Why images were left out (the cap)"})})
     by_id = [path_task_id()]
     integrations = f"{API}/system/integrations"
     return {

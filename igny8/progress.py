@@ -71,6 +71,7 @@ def _task_from_hash(raw: dict[str, str]) -> dict[str, Any]:
         task[key] = int(raw[key]) if raw.get(key) else 0
     task["cost"] = float(raw.get("cost") or 0)
     task["cancelled"] = raw.get("cancelled") == "true"
+    task["outcome"] = raw.get("outcome") or None
     task["image_ids"] = json.loads(raw.get("image_ids") or "[]")
     return task
 
@@ -184,7 +185,7 @@ def valid_event_id(value: str | None) -> bool:
 
 def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """The task event body: the counts a client needs, nothing internal."""
-    keys = ("task_id", "state", "total_images", "current_image", "completed", "failed", "cancelled",
+    keys = ("task_id", "state", "outcome", "total_images", "current_image", "completed", "failed", "cancelled",
             "content_id", "content_title", "cost", "error", "started_at", "finished_at")
     return {k: summary.get(k) for k in keys if k in summary}
 

@@ -1,12 +1,16 @@
-"""The queue-building rule (from the seed) and queue items shown to users.
+"""The queue-building rule and queue items shown to users.
 
-Queue for one article: its featured image if pending and prompted, plus its pending, prompted
-in-article images sorted by position, at most ``max_in_article_images`` of them.
+Queue for one article: its featured image if it is pending or failed and has a prompt, plus its
+pending or failed, prompted in-article images sorted by position, as many as
+``max_in_article_images`` minus the article's in-article images already generated, queued or
+processing. The setting is a cap per article, not per click: a second click while a batch runs
+queues nothing more, and a failed image can always be generated again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -14,16 +18,49 @@ from sqlalchemy import select, update
 from .extensions import db
 from .models import Content, GenerationTask, Image
 
-# Database status -> the status a user sees on a queue item.
+# Database status -> the status a user sees on a queue item. An item of a cancelled task that
+# never started is shown as "cancelled" (its image is back to pending in the database).
 QUEUE_STATUS = {"pending": "pending", "queued": "pending", "processing": "processing",
                 "generated": "completed", "failed": "failed"}
+ITEM_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+
+
+# Image statuses a click may (re)generate, and in-article statuses that use up the article's cap.
+GENERATABLE = ("pending", "failed")
+COUNTED_IN_CAP = ("generated", "queued", "processing")
+
+
+@dataclass(frozen=True)
+class QueuePlan:
+    """What a click on Generate Images queues, and how many in-article images the cap leaves out."""
+
+    images: list[Image]
+    max_in_article: int
+    left_out: int
+
+    @property
+    def note(self) -> str | None:
+        """Why some images are not in the queue, in the words the page and the modal show."""
+        if not self.left_out:
+            return None
+        cap = f"max {self.max_in_article} in-article image{'' if self.max_in_article == 1 else 's'} per article"
+        return (f"{self.left_out} in-article image{' is' if self.left_out == 1 else 's are'} left out: "
+                f"{cap} — change it in Settings.")
+
+
+def plan_queue(images: Iterable[Image], max_in_article: int) -> QueuePlan:
+    """The queue rule for one article's images (see the module docstring)."""
+    images = list(images)
+    ready = [img for img in images if img.status in GENERATABLE and img.prompt.strip()]
+    featured = [img for img in ready if img.type == "featured"][:1]
+    in_article = sorted((img for img in ready if img.type == "in_article"), key=lambda i: i.position)
+    used = sum(1 for img in images if img.type == "in_article" and img.status in COUNTED_IN_CAP)
+    room = max(max_in_article - used, 0)
+    return QueuePlan(featured + in_article[:room], max_in_article, max(len(in_article) - room, 0))
 
 
 def build_queue(images: Iterable[Image], max_in_article: int) -> list[Image]:
-    pending = [img for img in images if img.status == "pending" and img.prompt.strip()]
-    featured = [img for img in pending if img.type == "featured"][:1]
-    in_article = sorted((img for img in pending if img.type == "in_article"), key=lambda i: i.position)
-    return featured + in_article[:max(max_in_article, 0)]
+    return plan_queue(images, max_in_article).images
 
 
 def queue_item(image: Image, index: int, content_title: str) -> dict[str, Any]:
@@ -42,11 +79,18 @@ def queue_item(image: Image, index: int, content_title: str) -> dict[str, Any]:
     }
 
 
-def queue_preview(content: Content, max_in_article: int) -> list[dict[str, Any]]:
-    """What a click on Generate Images would queue: rendered into the page so the modal can open
-    with every bar before the request is even sent."""
-    return [queue_item(img, i, content.title)
-            for i, img in enumerate(build_queue(content.images, max_in_article), start=1)]
+@dataclass(frozen=True)
+class QueuePreview:
+    items: list[dict[str, Any]]
+    note: str | None
+
+
+def queue_preview(content: Content, max_in_article: int) -> QueuePreview:
+    """What a click on Generate Images would queue (and why others are left out): rendered into
+    the page so the modal can open with every bar before the request is even sent."""
+    plan = plan_queue(content.images, max_in_article)
+    return QueuePreview([queue_item(img, i, content.title) for i, img in enumerate(plan.images, start=1)],
+                        plan.note)
 
 
 # ---------------------------------------------------------------- enqueue a batch
@@ -90,8 +134,9 @@ def _parse_request(body: Any) -> tuple[list[int] | None, int | None]:
     return ids, content_id
 
 
-def select_images(account_id: int, body: Any, max_in_article: int) -> tuple[list[Image], Content | None]:
-    """The images a generate request asks for, account-scoped; raises QueueError (400/404)."""
+def select_images(account_id: int, body: Any, max_in_article: int) -> tuple[list[Image], Content | None, str | None]:
+    """The images a generate request asks for, account-scoped, and the note of what the cap left
+    out (None for explicit ids, which are honoured whatever the cap); raises QueueError (400/404)."""
     ids, content_id = _parse_request(body)
     content = None
     if content_id is not None:
@@ -99,7 +144,8 @@ def select_images(account_id: int, body: Any, max_in_article: int) -> tuple[list
         if content is None:
             raise QueueError(404, f"No article with id {content_id}.")
     if ids is None:
-        return build_queue(content.images, max_in_article), content
+        plan = plan_queue(content.images, max_in_article)
+        return plan.images, content, plan.note
     found = {img.id: img for img in db.session.scalars(
         select(Image).where(Image.id.in_(ids), Image.account_id == account_id))}
     missing = [i for i in ids if i not in found]
@@ -111,7 +157,7 @@ def select_images(account_id: int, body: Any, max_in_article: int) -> tuple[list
     empty = [img.id for img in images if not img.prompt.strip()]
     if empty:
         raise QueueError(400, f"Image {', '.join(map(str, empty))} has no prompt; add one first.")
-    return images, content
+    return images, content, None
 
 
 def claim(images: list[Image], task_id: str) -> list[Image]:

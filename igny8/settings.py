@@ -8,6 +8,8 @@ alone does not reveal them. They are decrypted only to call the provider, and on
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 from typing import Any
 
@@ -20,11 +22,13 @@ from sqlalchemy import select
 from .extensions import db
 from .models import IntegrationSettings
 from .providers import DEFAULT_MODELS, MODELS, PROVIDERS, retired_model_message
+from .providers.catalog import backgrounds, openai_catalogue, qualities_for
 
 IMAGE_TYPES = ("realistic", "artistic", "illustration", "cartoon")
 IMAGE_FORMATS = ("webp", "png", "jpeg")
 MAX_IN_ARTICLE_LIMIT = 10
 MAX_CONCURRENCY = 4
+MAX_PARTIAL_IMAGES = 3  # OpenAI streams 0-3 partial previews; each is billed (openai_provider)
 CREDENTIAL_TYPES = ("openai", "runware")
 
 IMAGE_GENERATION_DEFAULTS: dict[str, Any] = {
@@ -36,6 +40,10 @@ IMAGE_GENERATION_DEFAULTS: dict[str, Any] = {
     "desktop_enabled": True,
     "mobile_enabled": True,
     "concurrency": 1,
+    "quality": "medium",  # OpenAI: low | medium | high | auto (+ xhigh, max on gpt-image-2.5-*)
+    "background": "auto",  # OpenAI: auto | opaque | transparent
+    # Partial previews per image while it is made (OpenAI streams them; each costs extra tokens).
+    "partial_images": 1,
 }
 # Runware accepts any model by its AIR id ("runware:100@1", "civitai:4384@130072").
 _AIR_ID = re.compile(r"^[a-z0-9_-]{1,40}:\d{1,12}@\d{1,12}$")
@@ -72,6 +80,16 @@ def decrypt_key(token: str | None) -> str | None:
     except InvalidToken:
         current_app.logger.warning("stored api key cannot be decrypted (SECRET_KEY changed?)")
         return None
+
+
+def safety_identifier(account_id: int) -> str:
+    """A stable, non-reversible name for the account that OpenAI receives as ``safety_identifier``
+    (its rule for multi-tenant apps: one tenant's abuse is not blamed on the whole key). HMAC-SHA256
+    of the account id under a key derived from ``SECRET_KEY``, 32 hex characters: the same for
+    every call of an account, different between accounts, and neither the id nor an e-mail."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"igny8", info=b"safety-identifier").derive(secret)
+    return hmac.new(key, f"account:{account_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def key_hint(api_key: str) -> str:
@@ -154,11 +172,18 @@ def validate_image_generation(current: dict[str, Any], changes: Any) -> dict[str
         "image_format": _check_choice(merged["image_format"], IMAGE_FORMATS),
         "max_in_article_images": _check_int(merged["max_in_article_images"], 0, MAX_IN_ARTICLE_LIMIT),
         "concurrency": _check_int(merged["concurrency"], 1, MAX_CONCURRENCY),
+        "partial_images": _check_int(merged["partial_images"], 0, MAX_PARTIAL_IMAGES),
         "desktop_enabled": _check_bool(merged["desktop_enabled"]),
         "mobile_enabled": _check_bool(merged["mobile_enabled"]),
     }
     if checks["provider"] is None:
         checks["model"] = validate_model(merged["provider"], merged["model"])
+    checks["quality"] = _check_choice(merged["quality"], openai_catalogue()["qualities"])
+    if not checks["quality"] and merged["provider"] == "openai" and not checks.get("model"):
+        allowed = qualities_for(merged["model"])
+        if merged["quality"] not in allowed:
+            checks["quality"] = f"{merged['model']} supports the qualities: {', '.join(allowed)}."
+    checks["background"] = _check_choice(merged["background"], backgrounds())
     errors.update({k: v for k, v in checks.items() if v})
     if errors:
         raise SettingsError(errors)

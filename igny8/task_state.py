@@ -19,6 +19,22 @@ from .queueing import queue_item
 from .redis_client import get_redis
 
 _TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+FINAL_STATES = ("SUCCESS", "FAILURE")
+# How a task that has ended went, beside its state (SUCCESS means it ran to the end, even with
+# every image failed): all generated, some, none, or stopped by the writer.
+OUTCOMES = ("generated", "partial", "failed", "cancelled")
+
+
+def outcome_of(summary: dict[str, Any]) -> str | None:
+    """One of OUTCOMES once the task has ended, None while it runs."""
+    if summary.get("state") not in FINAL_STATES:
+        return None
+    if summary.get("cancelled"):
+        return "cancelled"
+    completed, total = summary.get("completed") or 0, summary.get("total_images") or 0
+    if completed == 0:
+        return "failed"
+    return "generated" if completed >= total else "partial"
 
 
 def progress_store() -> ProgressStore:
@@ -30,7 +46,7 @@ def _epoch(value: Any) -> float | None:
 
 
 def summary_from_task(task: GenerationTask) -> dict[str, Any]:
-    return {
+    summary = {
         "task_id": task.id, "state": task.state, "total_images": task.total, "current_image": 0,
         "completed": task.completed, "failed": task.failed, "cancelled": task.cancelled,
         "account_id": task.account_id, "content_id": task.content_id or "",
@@ -38,6 +54,8 @@ def summary_from_task(task: GenerationTask) -> dict[str, Any]:
         "error": task.error, "image_ids": list(task.image_ids), "created_at": _epoch(task.created_at),
         "started_at": _epoch(task.started_at), "finished_at": _epoch(task.finished_at),
     }
+    summary["outcome"] = outcome_of(summary)
+    return summary
 
 
 def items_from_db(task: GenerationTask) -> list[dict[str, Any]]:
@@ -53,6 +71,8 @@ def items_from_db(task: GenerationTask) -> list[dict[str, Any]]:
         item = queue_item(image, index, image.content.title)
         if image.task_id != task.id and image.status in ("queued", "processing"):
             item["status"] = "pending"  # held by a newer task; this one no longer has it
+        if task.cancelled and not task.running and item["status"] == "pending":
+            item["status"] = "cancelled"  # never started: the image itself is pending again
         item.update(thumb_url=image.mobile_url or image.image_url, placeholder=image.placeholder,
                     phase="stored" if image.status == "generated" else image.status)
         items.append(item)
@@ -61,7 +81,8 @@ def items_from_db(task: GenerationTask) -> list[dict[str, Any]]:
 
 def result_body(summary: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "task_id": summary["task_id"], "state": summary["state"], "cancelled": summary.get("cancelled", False),
+        "task_id": summary["task_id"], "state": summary["state"], "outcome": outcome_of(summary),
+        "cancelled": summary.get("cancelled", False),
         "completed": summary["completed"], "failed": summary["failed"], "total_images": summary["total_images"],
         "cost": summary.get("cost", 0.0), "error": summary.get("error") or None,
         "duration_seconds": _duration(summary),
@@ -96,14 +117,15 @@ def task_progress_body(task: GenerationTask) -> dict[str, Any]:
 
 
 def progress_body(summary: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    finished = summary["state"] in ("SUCCESS", "FAILURE")
+    finished = summary["state"] in FINAL_STATES
     return {
         "task_id": summary["task_id"],
         "state": summary["state"],
         "meta": {
             "current_image": summary.get("current_image", 0), "total_images": summary["total_images"],
             "completed": summary["completed"], "failed": summary["failed"],
-            "cancelled": summary.get("cancelled", False), "content_id": summary.get("content_id") or None,
+            "cancelled": summary.get("cancelled", False), "outcome": outcome_of(summary),
+            "content_id": summary.get("content_id") or None,
             "content_title": summary.get("content_title", ""), "cost": summary.get("cost", 0.0),
             "results": [{"image_id": i["image_id"], "status": i["status"], "image_url": i.get("image_url"),
                          "error": i.get("error")} for i in items],

@@ -27,6 +27,7 @@ from igny8.models import Account, User
 from igny8.redis_client import close_redis
 from igny8.redis_server import RedisServer, free_port
 from tests.provider_servers import fake_openai, fake_runware  # noqa: F401 - fixtures
+from tests.url_servers import image_host  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"

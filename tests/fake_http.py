@@ -21,7 +21,7 @@ from typing import Any, Self
 from PIL import Image
 
 BEHAVIOURS = ("ok", "429", "429-noheader", "500", "503", "timeout", "reset", "malformed", "garbage-image",
-              "content-policy", "bad-key", "no-balance")
+              "content-policy", "bad-key", "no-balance", "drip", "keepalive", "json-for-stream")
 TRIGGER = re.compile(r"\[provider-fail:([a-z0-9-]+)\]")
 PIL_FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG"}
 NOT_AN_IMAGE = base64.b64encode(b"this is certainly not an image").decode()
@@ -67,6 +67,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def send_drip(self, status: int, payload: bytes, content_type: str, interval: float = 1.0) -> None:
+        """Headers at once, then the body one byte every ``interval`` seconds (a server that never
+        trips a per-read timeout); stops when the client goes away or the server stops."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.flush()
+        for index in range(len(payload)):
+            if self.fake._stopping.wait(interval):
+                return
+            self.wfile.write(payload[index:index + 1])
+            self.wfile.flush()
+
     def drop(self) -> None:
         """Close the connection without answering (what a crashing proxy does)."""
         self.close_connection = True
@@ -78,6 +93,11 @@ class Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    connections = 0  # TCP connections accepted (a refused URL must cause none)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        self.connections += 1  # the accept loop is one thread: no lock needed
+        return True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (timeout tests) is expected; anything else is printed."""
@@ -132,6 +152,10 @@ class FakeProviderServer:
         """The JSON bodies received, oldest first (a copy)."""
         with self._lock:
             return list(self._calls)
+
+    @property
+    def connection_count(self) -> int:
+        return self._server.connections if self._server is not None else 0
 
     @property
     def call_count(self) -> int:

@@ -4,7 +4,9 @@ Tests and benchmarks point the real SDK / ``requests`` at them (no mocks). Each 
 "ok" unless told otherwise: ``queue_behaviours("429", "ok")`` scripts the next calls, and a prompt
 containing ``[provider-fail:<behaviour>]`` forces that behaviour for that call (browser tests use
 it to fail one chosen image). Behaviours: ok, 429, 429-noheader, 500, 503, timeout, reset,
-malformed, garbage-image, content-policy, bad-key, no-balance.
+malformed, garbage-image, content-policy, bad-key, no-balance, drip (the answer one byte a second),
+keepalive (OpenAI stream: only ``: keep-alive`` comments), json-for-stream (OpenAI: a stream request answered
+with the plain JSON images body, as some compatible servers do).
 
 Run one by hand: ``python -m tests.provider_servers openai --port 8765 --latency 2``.
 """
@@ -47,6 +49,8 @@ class FakeOpenAI(FakeProviderServer):
             self._wait(self.hang_seconds)
         elif behaviour == "malformed" and body.get("stream"):
             return self._stream_malformed(handler)
+        elif behaviour == "keepalive":
+            return self._stream_keepalive(handler)
         elif self._common_fault(handler, behaviour) or self._status_fault(handler, behaviour):
             return None
         size = re.fullmatch(r"(\d{2,5})x(\d{2,5})", str(body.get("size", "1024x1024")))
@@ -55,11 +59,14 @@ class FakeOpenAI(FakeProviderServer):
                                                         "invalid_value"))
         width, height, fmt = int(size[1]), int(size[2]), str(body.get("output_format") or "png")
         image = NOT_AN_IMAGE if behaviour == "garbage-image" else _b64(sample_image(width, height, fmt))
-        if body.get("stream"):
+        if body.get("stream") and behaviour != "json-for-stream":
             return self._stream(handler, body, image, fmt)
-        handler.send_json(200, {"created": int(time.time()), "background": "opaque", "data": [{"b64_json": image}],
-                                "output_format": fmt, "quality": body.get("quality", "medium"),
-                                "size": f"{width}x{height}", "usage": _usage()})
+        answer = {"created": int(time.time()), "background": "opaque", "data": [{"b64_json": image}],
+                  "output_format": fmt, "quality": body.get("quality", "medium"), "size": f"{width}x{height}",
+                  "usage": _usage()}
+        if behaviour == "drip":
+            return handler.send_drip(200, json.dumps(answer).encode(), "application/json")
+        handler.send_json(200, answer)
         return None
 
     def _status_fault(self, handler: Handler, behaviour: str) -> bool:
@@ -94,6 +101,15 @@ class FakeOpenAI(FakeProviderServer):
     def _stream_malformed(self, handler: Handler) -> None:
         self._start_stream(handler)
         handler.wfile.write(b'event: image_generation.completed\ndata: {"type": "image_generation.comp\n\n')
+
+    def _stream_keepalive(self, handler: Handler) -> None:
+        """An SSE stream that only ever sends keep-alive comments, two a second, until the client
+        leaves or ``hang_seconds`` pass: each read succeeds, so no read timeout ever fires."""
+        self._start_stream(handler)
+        deadline = time.monotonic() + self.hang_seconds
+        while time.monotonic() < deadline and not self._stopping.wait(0.5):
+            handler.wfile.write(b": keep-alive\n\n")
+            handler.wfile.flush()
 
     def _stream(self, handler: Handler, body: dict[str, Any], final_b64: str, fmt: str) -> None:
         """SSE: ``partial_images`` partial events, then ``image_generation.completed``; the
@@ -142,6 +158,8 @@ class FakeRunware(FakeProviderServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._files: dict[str, tuple[bytes, str]] = {}
+        # When set, every answer carries only this ``imageURL`` (a hostile or broken answer).
+        self.answer_image_url: str | None = None
 
     def handle_post(self, handler: Handler, body: Any) -> None:
         tasks = body if isinstance(body, list) else []
@@ -157,7 +175,10 @@ class FakeRunware(FakeProviderServer):
         problem = _invalid_task(body, task)
         if problem:
             return handler.send_json(400, _runware_error(problem[0], problem[1], problem[2], task))
-        handler.send_json(200, {"data": [self._result(task, garbage=behaviour == "garbage-image")]})
+        answer = {"data": [self._result(task, garbage=behaviour == "garbage-image")]}
+        if behaviour == "drip":
+            return handler.send_drip(200, json.dumps(answer).encode(), "application/json")
+        handler.send_json(200, answer)
         return None
 
     def _status_fault(self, handler: Handler, behaviour: str, task: dict[str, Any]) -> bool:
@@ -182,7 +203,9 @@ class FakeRunware(FakeProviderServer):
         image_uuid = str(uuid.uuid4())
         result = {"taskType": "imageInference", "taskUUID": task.get("taskUUID"), "imageUUID": image_uuid,
                   "cost": self.cost}
-        if task.get("outputType") == "URL":
+        if self.answer_image_url is not None:
+            result["imageURL"] = self.answer_image_url
+        elif task.get("outputType") == "URL":
             ext = "jpg" if fmt == "jpeg" else fmt
             with self._lock:
                 self._files[f"{image_uuid}.{ext}"] = (data, f"image/{fmt}")

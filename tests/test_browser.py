@@ -169,3 +169,47 @@ def test_markup_a_writer_typed_never_runs_on_the_queue_dashboard(page, app, clie
     page.wait_for_timeout(500)
     assert page.title() != "XSSED" and page.locator("#job-data img, table img").count() == 0
     shot(page, "dashboard-escaped")
+
+
+def test_cancel_asks_first_and_shows_cancelled_images(page, client, acme, start_worker):
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+    start_worker(LOCAL_PROVIDER_LATENCY="1.5")
+    content = article(client, acme, in_article=4, title="Cancel me")
+    page.reload()
+    expect(page.locator(f"#generate-{content['id']} .cap-note")).to_have_count(0)
+    page.click(f"[data-generate='{content['id']}']")
+    cancel = page.locator("[data-modal] [data-cancel-task]")
+    expect(cancel).to_be_visible(timeout=10000)
+    page.once("dialog", lambda dialog: dialog.dismiss())  # "No": nothing happens
+    cancel.click()
+    expect(cancel).to_be_enabled()
+    page.once("dialog", lambda dialog: dialog.accept())
+    cancel.click()
+    footer = page.locator(".modal-footer[data-finished]")
+    expect(footer).to_contain_text("Cancelled.", timeout=30000)
+    expect(footer.locator("[data-outcome]")).to_have_attribute("data-outcome", "cancelled")
+    expect(page.locator("[data-modal] .queue-item.cancelled").first).to_be_visible()
+    assert page.locator("[data-modal] .queue-item.pending").count() == 0, "cancelled, not pending"
+    shot(page, "modal-cancelled")
+
+
+def test_retry_on_the_list_card_of_a_failed_image(page, client, acme, fake_openai, start_worker):
+    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
+    configure(client, acme, provider="openai", model="gpt-image-2", max_in_article_images=2)
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    content = article(client, acme, in_article=3, title="Retry me")
+    fake_openai.queue_behaviours("ok", "content-policy", "ok")
+    page.reload()
+    expect(page.locator(f"#generate-{content['id']} .cap-note")).to_contain_text(
+        "max 2 in-article images per article — change it in Settings")
+    page.click(f"[data-generate='{content['id']}']")
+    expect(page.locator("[data-modal] [data-cap-note]")).to_contain_text("1 in-article image is left out")
+    footer = page.locator(".modal-footer[data-finished]")
+    expect(footer).to_contain_text("Partly generated.", timeout=30000)
+    page.keyboard.press("Escape")
+    retry = page.locator(f"#article-{content['id']} [data-retry-ids]")
+    expect(retry).to_have_count(1)
+    retry.click()
+    expect(page.locator(".modal-footer[data-finished]")).to_contain_text("All images generated.", timeout=30000)
+    page.keyboard.press("Escape")
+    expect(page.locator(f"#article-{content['id']} .badge.failed")).to_have_count(0)

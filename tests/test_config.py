@@ -33,3 +33,14 @@ def test_make_runs_published_redis_url_is_used_only_without_redis_url(monkeypatc
     published.unlink()
     monkeypatch.delenv("REDIS_URL")
     assert Config.from_env()["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+
+def test_url_policy_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("ALLOWED_HTTP_HOSTS", raising=False)
+    monkeypatch.delenv("MAX_DOWNLOAD_MB", raising=False)
+    defaults = Config.from_env()
+    assert defaults["ALLOWED_HTTP_HOSTS"] == () and defaults["MAX_DOWNLOAD_MB"] == 50.0
+    monkeypatch.setenv("ALLOWED_HTTP_HOSTS", " Images.Internal , 127.0.0.1:8080,,")
+    monkeypatch.setenv("MAX_DOWNLOAD_MB", "2.5")
+    config_ = Config.from_env()
+    assert config_["ALLOWED_HTTP_HOSTS"] == ("images.internal", "127.0.0.1:8080") and config_["MAX_DOWNLOAD_MB"] == 2.5

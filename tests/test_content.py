@@ -6,7 +6,7 @@ import pytest
 
 from igny8.extensions import db
 from igny8.models import Content, Image
-from igny8.queueing import build_queue
+from igny8.queueing import build_queue, plan_queue
 
 ARTICLE = {"title": "Bread at home", "html": "<p>Bake.</p>", "featured_prompt": "A loaf",
            "in_article_prompts": ["Starter", "Dough", "Oven"]}
@@ -96,11 +96,28 @@ def test_queue_rule_featured_plus_capped_in_article():
                                                     ("in_article", 3)]
 
 
-def test_queue_rule_skips_done_and_unprompted_images():
+def test_queue_rule_skips_done_and_unprompted_images_and_takes_failed_ones_again():
     images = _images([("featured", 0, "generated", "f"), ("in_article", 1, "pending", " "),
                       ("in_article", 2, "failed", "x"), ("in_article", 3, "pending", "x"),
                       ("in_article", 4, "processing", "x")])
-    assert [(i.type, i.position) for i in build_queue(images, 5)] == [("in_article", 3)]
+    assert [(i.type, i.position) for i in build_queue(images, 5)] == [("in_article", 2), ("in_article", 3)]
+    failed_featured = _images([("featured", 0, "failed", "f")])
+    assert [i.type for i in build_queue(failed_featured, 2)] == ["featured"], "a failed image is no dead end"
+
+
+def test_queue_cap_counts_the_articles_images_already_generated_queued_or_processing():
+    images = _images([("featured", 0, "queued", "f")] + [("in_article", 1, "generated", "x"),
+                     ("in_article", 2, "queued", "x"), ("in_article", 3, "processing", "x"),
+                     ("in_article", 4, "pending", "x"), ("in_article", 5, "failed", "x")])
+    plan = plan_queue(images, 4)
+    assert [(i.type, i.position) for i in plan.images] == [("in_article", 4)], "3 of the 4 are taken"
+    assert plan.left_out == 1
+    assert plan.note == "1 in-article image is left out: max 4 in-article images per article — change it in Settings."
+    second_click = plan_queue(_images([("in_article", p, s, "x") for p, s in
+                                       ((1, "queued"), (2, "queued"), (3, "pending"))]), 2)
+    assert second_click.images == [] and second_click.left_out == 1
+    assert "max 2 in-article images per article" in second_click.note
+    assert plan_queue(_images([("in_article", 1, "pending", "x")]), 2).note is None
 
 
 def test_queue_rule_with_zero_in_article():

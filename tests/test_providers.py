@@ -178,7 +178,8 @@ def test_runware_url_output_is_downloaded_at_once(fake_runware):
     class UrlRunware(RunwareProvider):
         output_type = "URL"
 
-    provider = UrlRunware(api_key=RUNWARE_KEY, model="runware:100@1", base_url=fake_runware.base_url, timeout=5)
+    provider = UrlRunware(api_key=RUNWARE_KEY, model="runware:100@1", base_url=fake_runware.base_url, timeout=5,
+                          allowed_http_hosts=[f"127.0.0.1:{fake_runware.port}"])  # the fake serves plain http
     generated = provider.generate(request_for(provider, output_format="png"))
     assert opened(generated.data).size == (1280, 768)
 

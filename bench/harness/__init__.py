@@ -226,7 +226,8 @@ def queue_tasks(stack: Stack, account_id: int, count: int) -> list[tuple[str, di
             clean = validate_article({"title": f"Article {n}", "featured_prompt": "A red fox in the snow"})
             content = create_article(account_id, clean)
             db.session.commit()
-            task, items, _existing = queue_batch(account_id, {"content_id": content.id})
+            batch = queue_batch(account_id, {"content_id": content.id})
+            task, items = batch.task, batch.items
             tasks.append((task.id, dict(items[0])))
     return tasks
 

@@ -7,46 +7,51 @@ pay for importing the OpenAI SDK.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from .base import ImageProvider, ProviderError
+from .catalog import openai_models, retired_openai_models
 
 PROVIDERS: tuple[str, ...] = ("openai", "runware", "local")
 
+# OpenAI's choices are the installed SDK's current GPT image models (catalog.py). Runware takes
+# any model by its AIR id (``provider:id@version``); these are suggestions, with the models igny8
+# itself uses: HiDream (runware:97@1), Bria 3.2 (bria:10@1), Nano Banana (google:4@2).
 MODELS: dict[str, tuple[str, ...]] = {
-    "openai": ("gpt-image-2", "gpt-image-2.5"),
-    "runware": ("runware:100@1", "runware:101@1", "civitai:4384@130072"),
+    "openai": openai_models(),
+    "runware": ("runware:100@1", "runware:97@1", "bria:10@1", "google:4@2", "runware:101@1"),
     "local": ("placeholder",),
 }
 
 DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-image-2", "runware": "runware:100@1", "local": "placeholder"}
 
-# OpenAI models that no longer answer, and what to use instead. dall-e-2/3 retired 2026-05-12,
-# gpt-image-1 shut down 2026-10-23, gpt-image-1-mini and gpt-image-1.5 shut down 2026-12-01.
-RETIRED_MODELS: dict[str, str] = {
-    "dall-e-2": "gpt-image-2",
-    "dall-e-3": "gpt-image-2",
-    "gpt-image-1": "gpt-image-2",
-    "gpt-image-1-mini": "gpt-image-2",
-    "gpt-image-1.5": "gpt-image-2",
-}
+# OpenAI models the SDK marks deprecated, with its note (what happened, what to use instead).
+RETIRED_MODELS: dict[str, str] = retired_openai_models()
 
 PROVIDER_LABELS: dict[str, str] = {"openai": "OpenAI", "runware": "Runware", "local": "the placeholder renderer"}
 
 
 def retired_model_message(model: str) -> str | None:
-    """A sentence naming the replacement when ``model`` is retired, else None."""
-    replacement = RETIRED_MODELS.get(model)
-    if replacement is None:
+    """A sentence with the SDK's note and the default to choose when ``model`` is retired, else None."""
+    note = RETIRED_MODELS.get(model)
+    if note is None:
         return None
-    return f"The model {model} was retired by OpenAI; choose {replacement} instead."
+    return (f"The model {model} is retired at OpenAI ({note.rstrip('.')}). Choose {DEFAULT_MODELS['openai']} "
+            "or another current model in Settings.")
 
 
 def get_provider(name: str, *, api_key: str | None, model: str, base_url: str | None = None,
-                 timeout: float = 120.0, latency: float = 0.0) -> ImageProvider:
+                 timeout: float = 120.0, latency: float = 0.0, safety_identifier: str | None = None,
+                 allowed_http_hosts: Collection[str] = (), max_download_mb: float = 50.0) -> ImageProvider:
     """Build a configured provider.
 
     Raises ``ProviderError`` before any network call: ``bad_request`` for an unknown provider,
     ``retired_model`` for a retired model (never sent silently), ``auth`` when a key is needed
-    but missing. ``latency`` only affects the local renderer (a visible delay for demos/tests).
+    but missing. ``timeout`` bounds each whole call (connect, stream, download). ``latency`` only
+    affects the local renderer (a visible delay for demos/tests). ``safety_identifier`` (a stable
+    hash of the account, never an id or e-mail) goes to OpenAI with every call.
+    ``allowed_http_hosts`` and ``max_download_mb`` are the URL policy for image URLs a provider
+    answers with (Runware's ``imageURL``; DESIGN.md).
     """
     if name not in PROVIDERS:
         raise ProviderError("bad_request", f"Unknown image provider {name!r}; choose one of {', '.join(PROVIDERS)}.")
@@ -63,10 +68,12 @@ def get_provider(name: str, *, api_key: str | None, model: str, base_url: str | 
     if name == "openai":
         from .openai_provider import OpenAIProvider
 
-        return OpenAIProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout)
+        return OpenAIProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout,
+                              safety_identifier=safety_identifier)
     from .runware_provider import RunwareProvider
 
-    return RunwareProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout)
+    return RunwareProvider(api_key=api_key, model=model, base_url=base_url, timeout=timeout,
+                           allowed_http_hosts=allowed_http_hosts, max_download_mb=max_download_mb)
 
 
 __all__ = [

@@ -37,6 +37,8 @@ class ImageRequest:
     model: str
     output_format: str  # "png" | "webp" | "jpeg"
     partial_images: int = 0  # 0-3; >0 asks providers that can stream for partial previews
+    quality: str = "medium"  # OpenAI's quality (catalog.qualities_for); others ignore it
+    background: str = "auto"  # OpenAI's background: auto | opaque | transparent
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ def _queue_error(exc: QueueError):  # noqa: ANN202
 @bp.post("/writer/images/generate_images/")
 @api_login_required
 def generate_images():  # noqa: ANN201
-    task, items, existing = queue_batch(current_account_id(), json_body())
-    return jsonify(success=True, task_id=task.id, existing=existing, queue=items), 202
+    batch = queue_batch(current_account_id(), json_body())
+    return jsonify(success=True, task_id=batch.task.id, existing=batch.existing, queue=batch.items,
+                   note=batch.note), 202
 
 
 def task_or_404(task_id: str):  # noqa: ANN201

@@ -9,7 +9,9 @@ from flask.wrappers import Response
 from flask_login import login_required
 
 from ..auth import credential_check, current_account_id, stream_credential
+from ..queueing import plan_queue
 from ..reconcile import reconcile
+from ..settings import image_generation_config
 from ..streams import sse, sse_stream
 from ..task_state import get_task, task_view
 from .events import event_stream
@@ -76,9 +78,12 @@ def task_modal(task_id: str) -> str:
 
     result = result_body(summary, items)
     failed_ids = [r["image_id"] for r in result["results"] if r["status"] == "failed"]
+    note = None
+    if task.content is not None:  # what the article's cap leaves out, as the click's answer said
+        note = plan_queue(task.content.images, image_generation_config(task.account_id)["max_in_article_images"]).note
     return render_template("writer/_modal.html", items=items, summary=summary, task_id=task.id,
                            title=summary.get("content_title") or "", content_id=task.content_id,
-                           failed_ids=failed_ids, duration=result["duration_seconds"])
+                           failed_ids=failed_ids, duration=result["duration_seconds"], note=note)
 
 
 @bp.get("/<task_id>/stream")

@@ -11,6 +11,7 @@ from ..auth import current_account_id, issue_api_token, require_account_admin, r
 from ..extensions import db
 from ..logs import event
 from ..providers import DEFAULT_MODELS, MODELS, PROVIDERS
+from ..providers.catalog import backgrounds, openai_catalogue
 from ..settings import (
     CREDENTIAL_TYPES,
     IMAGE_FORMATS,
@@ -18,6 +19,7 @@ from ..settings import (
     IMAGE_TYPES,
     MAX_CONCURRENCY,
     MAX_IN_ARTICLE_LIMIT,
+    MAX_PARTIAL_IMAGES,
     SettingsError,
     credentials_public,
     default_fields,
@@ -38,7 +40,8 @@ def _render_integrations(errors: dict[str, dict[str, str]] | None = None, status
         credentials={p: credentials_public(account_id, p) for p in CREDENTIAL_TYPES},
         providers=PROVIDERS, models=MODELS, default_models=DEFAULT_MODELS,
         image_types=IMAGE_TYPES, formats=IMAGE_FORMATS, max_in_article=MAX_IN_ARTICLE_LIMIT,
-        max_concurrency=MAX_CONCURRENCY, errors=errors or {},
+        max_concurrency=MAX_CONCURRENCY, max_partial_images=MAX_PARTIAL_IMAGES, errors=errors or {},
+        qualities=openai_catalogue()["qualities"], backgrounds=backgrounds(),
     ), status
 
 
@@ -50,8 +53,9 @@ def integrations():  # noqa: ANN201
 
 def _image_generation_form() -> dict[str, Any]:
     form = request.form
-    changes: dict[str, Any] = {k: form[k] for k in ("provider", "model", "image_type", "image_format") if k in form}
-    for name in ("max_in_article_images", "concurrency"):
+    changes: dict[str, Any] = {k: form[k] for k in ("provider", "model", "image_type", "image_format", "quality",
+                                                    "background") if k in form}
+    for name in ("max_in_article_images", "concurrency", "partial_images"):
         if name in form:
             value = form[name].strip()
             changes[name] = int(value) if value.lstrip("-").isdigit() else value

@@ -64,9 +64,22 @@
     });
   }
 
+  function loadingShell() {
+    var shell = document.createElement("div");
+    shell.setAttribute("data-modal", "");
+    shell.className = "modal-backdrop";
+    shell.innerHTML = '<div class="modal" role="dialog" aria-modal="true" aria-label="Generating images" tabindex="-1"><div class="modal-header"><h2>Generating images</h2></div><p class="muted">Loading…</p></div>';
+    return shell;
+  }
+
   function showError(message) {
     if (!openModal) return;
     var footer = openModal.querySelector(".modal-footer");
+    if (!footer) {  // the loading shell has no footer yet
+      footer = document.createElement("div");
+      footer.className = "modal-footer";
+      openModal.querySelector('[role="dialog"]').appendChild(footer);
+    }
     footer.innerHTML = "";
     var p = document.createElement("p");
     p.className = "field-error";
@@ -118,20 +131,18 @@
       startBatch({content_id: Number(target.getAttribute("data-generate"))},
                  template.content.firstElementChild.cloneNode(true));
     } else if (target.hasAttribute("data-view-task")) {
-      var shell = document.createElement("div");
-      shell.setAttribute("data-modal", "");
-      shell.className = "modal-backdrop";
-      shell.innerHTML = '<div class="modal" role="dialog" aria-modal="true" aria-label="Generating images" tabindex="-1"><div class="modal-header"><h2>Generating images</h2></div><p class="muted">Loading…</p></div>';
-      showModal(shell);
+      showModal(loadingShell());
       liveView(target.getAttribute("data-view-task"), target.getAttribute("data-url"));
     } else if (target.hasAttribute("data-close-modal")) {
       closeModal();
     } else if (target.hasAttribute("data-retry-ids")) {
       var ids = JSON.parse(target.getAttribute("data-retry-ids"));
       target.disabled = true;
+      if (!openModal) showModal(loadingShell());  // Retry on a list card: the modal follows it too
       generate({ids: ids}).then(function (data) { return liveView(data.task_id); })
         .catch(function (err) { showError(err.message); });
     } else if (target.hasAttribute("data-cancel-task")) {
+      if (!window.confirm("Cancel this batch? The image being generated now still finishes; the others are not generated.")) return;
       target.disabled = true;
       target.textContent = "Cancelling…";
       fetch("/api/v1/tasks/" + encodeURIComponent(target.getAttribute("data-cancel-task")) + "/cancel", {
@@ -198,8 +209,9 @@
     }
     value = Math.max(value, shown[id] || 0);
     if (status !== "completed") value = Math.min(value, 99);
-    if (status === "failed" || status === "pending") value = Math.max(progress, 0);
-    shown[id] = status === "failed" || status === "pending" ? 0 : value;
+    var idle = status === "failed" || status === "pending" || status === "cancelled";
+    if (idle) value = Math.max(progress, 0);
+    shown[id] = idle ? 0 : value;
     var rounded = Math.floor(value);
     var bar = li.querySelector(".progress-bar");
     var meter = li.querySelector('[role="progressbar"]');
