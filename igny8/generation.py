@@ -321,7 +321,10 @@ class BatchRunner:
             if summary == self.published_summary:
                 return
             self.published_summary = summary
-        self.progress.write_task(self.task_id, summary)
+        if self.progress.write_task(self.task_id, summary) is None:
+            with self.lock:  # Redis was away: the next write sends it again (a restart lost the hash)
+                if self.published_summary is summary:
+                    self.published_summary = None
         self.save_job_meta(summary)
 
     def save_job_meta(self, summary: dict[str, Any]) -> None:

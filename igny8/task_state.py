@@ -100,13 +100,17 @@ def _duration(summary: dict[str, Any]) -> float | None:
 
 
 def task_view(task: GenerationTask) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
-    """(summary, items, last event id) — Redis first, the database when Redis has nothing."""
+    """(summary, items, last event id) — Redis first, the database when Redis has nothing, and
+    the database's row for each image whose hash Redis lost (a restart mid-batch)."""
     try:
         summary, items, last_id = progress_store().snapshot(task.id)
     except RedisError:
         summary, items, last_id = None, [], "0-0"
     if summary is None or (task.state in ("SUCCESS", "FAILURE") and summary.get("state") != task.state):
         summary, items = summary_from_task(task), items_from_db(task)
+    elif len(items) < len(task.image_ids):
+        live = {item["image_id"]: item for item in items}
+        items = [live.get(item["image_id"], item) for item in items_from_db(task)]
     return summary, items, last_id
 
 
