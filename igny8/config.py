@@ -71,6 +71,9 @@ class Config:
     # An open event stream re-checks what authenticated it (API token, login session) this often,
     # and on every keepalive; a revoked token or a logged-out session ends the stream.
     STREAM_AUTH_RECHECK_SECONDS: float = 15.0
+    # An open event stream waits this long for Redis to answer again (keepalives meanwhile), then
+    # reads on; past it the stream ends and the client's reconnect gets a snapshot.
+    STREAM_OUTAGE_SECONDS: float = 30.0
     SESSION_COOKIE_HTTPONLY: bool = True
     SESSION_COOKIE_SAMESITE: str = "Lax"
     SESSION_COOKIE_SECURE: bool = False
@@ -93,7 +96,8 @@ class Config:
         if os.environ.get("ALLOWED_HTTP_HOSTS"):
             config["ALLOWED_HTTP_HOSTS"] = tuple(h.strip().lower() for h in os.environ["ALLOWED_HTTP_HOSTS"].split(",")
                                                  if h.strip())
-        for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT", "MAX_DOWNLOAD_MB", "STREAM_AUTH_RECHECK_SECONDS"):
+        for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT", "MAX_DOWNLOAD_MB", "STREAM_AUTH_RECHECK_SECONDS",
+                     "STREAM_OUTAGE_SECONDS"):
             if os.environ.get(name):
                 config[name] = float(os.environ[name])
         config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)

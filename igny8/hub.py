@@ -9,6 +9,13 @@ at once. Subscribers hold only a queue: the number of Redis connections is const
 No event is lost or duplicated: the hub keeps one cursor per task and advances it only while
 holding its lock, and a subscriber that joins with an older id is caught up (XRANGE up to that
 cursor) under the same lock before it receives live events.
+
+Redis going away does not end the subscriptions: the hub keeps its cursors, retries, and once
+Redis answers again it checks each task's stream. Where every event after the cursor is still
+there (a network blip, a restart that kept its data) the hub simply reads on, so what was
+written meanwhile arrives exactly once. Where it is not (a restart that lost the keys) the
+task's subscribers get RESYNC: they take a fresh snapshot and subscribe again from its id.
+How long an outage a stream waits through is the stream's choice (``down_since``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -28,7 +36,8 @@ from .progress import events_key
 
 log = logging.getLogger(__name__)
 Event = tuple[str, str, dict[str, Any]]  # (id, event name, payload)
-LOST = ("", "lost", {})  # Redis went away: the stream must end so the client reconnects
+RESYNC = ("", "resync", {})  # the events after the subscriber's id are gone: take a fresh snapshot
+RETRY_SECONDS = 0.5  # between attempts to reach Redis again
 
 
 def _exclusive(event_id: str) -> str:
@@ -39,6 +48,8 @@ class Subscriber:
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         self.queue: queue.Queue[list[Event]] = queue.Queue()
+        self.skip_until: str | None = None  # its snapshot is newer than the hub's cursor
+        self.stale = False  # its catch-up could not be read (Redis away): resynced on recovery
 
     def get(self, timeout: float) -> list[Event] | None:
         """The next batch of events, or None after ``timeout`` seconds without any."""
@@ -59,6 +70,8 @@ class StreamHub:
         self.cursors: dict[str, str] = {}
         self.wake_cursor = "0-0"
         self.thread: threading.Thread | None = None
+        # time.monotonic() when Redis stopped answering; None while it answers
+        self.down_since: float | None = None
 
     # ------------------------------------------------------------ subscribers
 
@@ -70,14 +83,20 @@ class StreamHub:
             if cursor is None:
                 self.cursors[task_id] = after_id
             elif _id_lt(after_id, cursor):
-                missed = self.redis.xrange(events_key(task_id), _exclusive(after_id), cursor)
+                try:
+                    missed = self.redis.xrange(events_key(task_id), _exclusive(after_id), cursor)
+                except RedisError:
+                    sub.stale = True
+                    missed = []
                 if missed:
                     sub.queue.put([_event(entry_id, fields) for entry_id, fields in missed])
             elif _id_lt(cursor, after_id):
                 # The subscriber's snapshot is newer than what the hub has read: skip what it has seen.
-                sub.skip_until = after_id  # type: ignore[attr-defined]
+                sub.skip_until = after_id
             self.subscribers[task_id].add(sub)
             self._ensure_running()
+        if sub.stale:
+            self._mark_down()
         self._wake()
         return sub
 
@@ -116,16 +135,60 @@ class StreamHub:
                 if not self.subscribers:
                     self.thread = None
                     return
-                streams = {events_key(t): c for t, c in self.cursors.items()}
-            streams[self.wake_key] = self.wake_cursor
             try:
+                if self.down_since is not None:
+                    self._recover()
+                with self.lock:
+                    streams = {events_key(t): c for t, c in self.cursors.items()}
+                streams[self.wake_key] = self.wake_cursor
                 answer = self.redis.xread(streams, block=self.block_ms, count=1000)
             except RedisError as exc:
-                log.warning("stream hub lost Redis: %s", exc)
-                self._fail_all()
-                threading.Event().wait(0.5)
+                if self._mark_down():
+                    log.warning("stream hub lost Redis (%s); streams stay open and resume when it answers", exc)
+                threading.Event().wait(RETRY_SECONDS)
                 continue
             self._dispatch(answer or [])
+
+    def _mark_down(self) -> bool:
+        """Note that Redis does not answer; True when this starts an outage, and then every
+        subscriber is woken (an empty batch) to start counting its own patience."""
+        with self.lock:
+            if self.down_since is not None:
+                return False
+            self.down_since = time.monotonic()
+            for subs in self.subscribers.values():
+                for sub in subs:
+                    sub.queue.put([])
+        return True
+
+    def _recover(self) -> None:
+        """Redis answers again: per task, read on from the cursor when the stream still holds every
+        event after it, else send RESYNC to its subscribers (and forget them). Raises RedisError
+        when Redis is still away (the outage goes on)."""
+        with self.lock:
+            tasks = list(self.cursors)
+            pipe = self.redis.pipeline(transaction=False)
+            for task_id in tasks:
+                pipe.xrange(events_key(task_id), "-", "+", count=1)
+            firsts = pipe.execute()
+            resumed = resynced = 0
+            for task_id, first in zip(tasks, firsts, strict=True):
+                subs = self.subscribers.get(task_id, set())
+                if first and not _id_lt(self.cursors[task_id], first[0][0]):
+                    stale = {sub for sub in subs if sub.stale}
+                    resumed += len(subs) - len(stale)
+                else:
+                    stale = set(subs)
+                for sub in stale:
+                    sub.queue.put([RESYNC])
+                    subs.discard(sub)
+                resynced += len(stale)
+                if not subs:
+                    self.subscribers.pop(task_id, None)
+                    self.cursors.pop(task_id, None)
+            self.down_since = None
+        log.warning("stream hub: Redis answers again; %d streams read on, %d take a fresh snapshot",
+                    resumed, resynced)
 
     def _dispatch(self, answer: list) -> None:
         prefix_len = len("igny8:task:")
@@ -140,18 +203,12 @@ class StreamHub:
                 self.cursors[task_id] = entries[-1][0]
                 events = [_event(entry_id, fields) for entry_id, fields in entries]
                 for sub in self.subscribers.get(task_id, ()):
-                    skip = getattr(sub, "skip_until", None)
+                    if sub.stale:
+                        continue  # it missed its catch-up: RESYNC comes with the recovery
+                    skip = sub.skip_until
                     batch = [e for e in events if skip is None or _id_lt(skip, e[0])]
                     if batch:
                         sub.queue.put(batch)
-
-    def _fail_all(self) -> None:
-        with self.lock:
-            for subs in self.subscribers.values():
-                for sub in subs:
-                    sub.queue.put([LOST])
-            self.subscribers.clear()
-            self.cursors.clear()
 
 
 def _event(entry_id: str, fields: dict[str, str]) -> Event:

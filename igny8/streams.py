@@ -5,6 +5,11 @@ The snapshot and the id of the last event are read in one Redis transaction, and
 are read *after* that id (through the process's shared listener, hub.py), so nothing can fall
 between them. A reconnect with ``Last-Event-ID`` replays exactly what was missed while it is
 still in the stream, else it gets a fresh snapshot.
+
+A Redis outage does not end an open stream at once: it sends keepalives and, when Redis answers
+again, reads on from its last event (the hub replays what is still in Redis, exactly once) or,
+when the restart lost the keys, sends a fresh ``snapshot`` (the database fills in what Redis no
+longer has) and goes on to ``done``. Only an outage longer than STREAM_OUTAGE_SECONDS ends it.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from flask import Flask, current_app
 from redis.exceptions import RedisError
 
 from .extensions import db
-from .hub import get_hub
+from .hub import StreamHub, Subscriber, get_hub
 from .models import GenerationTask
 from .progress import valid_event_id
 from .reconcile import reconcile
 from .task_state import get_task, progress_body, progress_store, result_body, task_view
 
 KEEPALIVE_SECONDS = 15.0
+OUTAGE_SECONDS = 30.0  # default STREAM_OUTAGE_SECONDS: how long an open stream waits for Redis
 RETRY_MS = 2_000
 FINAL_STATES = ("SUCCESS", "FAILURE")
 KEEPALIVE = ("", "keepalive", {})
@@ -39,9 +45,10 @@ def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
                 keepalive: float = KEEPALIVE_SECONDS, still_allowed: Callable[[], bool] | None = None,
                 recheck: float | None = None) -> Iterator[Event]:
     """Every event of the task from the client's point on; KEEPALIVE when nothing moved for
-    ``keepalive`` seconds; LOST when Redis went away; REVOKED (then the end) when
-    ``still_allowed()``, called at least every ``recheck`` seconds and on every keepalive, says no.
-    Needs an app context."""
+    ``keepalive`` seconds; a fresh ``snapshot`` when Redis came back without the events the
+    client needs; LOST (then the end) when Redis stayed away for STREAM_OUTAGE_SECONDS;
+    REVOKED (then the end) when ``still_allowed()``, called at least every ``recheck`` seconds
+    and on every keepalive, says no. Needs an app context."""
     last_id = None
     if valid_event_id(last_event_id):
         try:
@@ -49,57 +56,124 @@ def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
         except RedisError:
             last_id = None
     if last_id is None:
-        task = _task(account_id, task_id)
-        if task is None:
+        opening = _snapshot(account_id, task_id)
+        if opening is None:
             return
+        yield from opening
+        if opening[-1][1] == "done":
+            return
+        last_id = opening[0][0]
+    yield from _follow(account_id, task_id, last_id, _Timers(keepalive, recheck if still_allowed else None),
+                       still_allowed or (lambda: True))
+
+
+def _snapshot(account_id: int, task_id: str) -> list[Event] | None:
+    """``snapshot`` of the task as it is now (plus ``done`` when it has ended); None when there
+    is no such task. Leaves no database connection checked out: a stream stays open for
+    minutes, and a few dozen watchers must not exhaust the pool."""
+    task = _task(account_id, task_id)
+    if task is None:
+        return None
+    try:
         summary, items, last_id = task_view(task)
         ended = task.state in FINAL_STATES and summary["state"] in FINAL_STATES
-        # A stream stays open for minutes: it must not hold one of the pool's database connections
-        # (a few dozen watchers would exhaust it). The session reconnects when it is used again.
+    finally:
         db.session.close()
-        yield last_id, "snapshot", progress_body(summary, items)
-        if ended:
-            yield last_id, "done", result_body(summary, items)
-            return
-    yield from _follow(account_id, task_id, last_id, keepalive, still_allowed, recheck or keepalive)
+    events: list[Event] = [(last_id, "snapshot", progress_body(summary, items))]
+    if ended:
+        events.append((last_id, "done", result_body(summary, items)))
+    return events
 
 
-def _follow(account_id: int, task_id: str, last_id: str, keepalive: float,
-            still_allowed: Callable[[], bool] | None, recheck: float) -> Iterator[Event]:
+class _Timers:
+    """When a quiet stream owes a keepalive and when its credential is due a re-check."""
+
+    SLACK = 0.05  # a timed wait may return a hair early: that still counts as due
+
+    def __init__(self, keepalive: float, recheck: float | None) -> None:
+        self.keepalive, self.recheck = keepalive, recheck
+        self.quiet_since = self.checked_at = time.monotonic()
+
+    def wait(self, now: float, outage_left: float | None) -> float:
+        waits = [self.keepalive - (now - self.quiet_since)]
+        if self.recheck is not None:
+            waits.append(self.recheck - (now - self.checked_at))
+        if outage_left is not None:
+            waits.append(outage_left)
+        return max(min(waits), self.SLACK)
+
+    def keepalive_due(self, now: float, quiet: bool) -> bool:
+        return quiet and now - self.quiet_since >= self.keepalive - self.SLACK
+
+    def recheck_due(self, now: float, keepalive_due: bool) -> bool:
+        due = self.recheck is not None and (keepalive_due or now - self.checked_at >= self.recheck - self.SLACK)
+        if due:
+            self.checked_at = now
+        return due
+
+
+def _outage(hub: StreamHub, joined: float, now: float) -> float | None:
+    """How long this stream has been without Redis (None while Redis answers)."""
+    down_since = hub.down_since
+    return None if down_since is None else now - max(down_since, joined)
+
+
+def _follow(account_id: int, task_id: str, last_id: str, timers: _Timers,
+            still_allowed: Callable[[], bool]) -> Iterator[Event]:
     hub = get_hub(current_app.config["REDIS_URL"])
-    sub = hub.subscribe(task_id, last_id)
-    quiet_since = checked_at = time.monotonic()
-    slack = 0.05  # a timed wait may return a hair early: that still counts as due
+    outage_limit = float(current_app.config.get("STREAM_OUTAGE_SECONDS", OUTAGE_SECONDS))
+    sub, joined = hub.subscribe(task_id, last_id), time.monotonic()
     try:
         while True:
-            wait = keepalive - (time.monotonic() - quiet_since)
-            if still_allowed is not None:
-                wait = min(wait, recheck - (time.monotonic() - checked_at))
-            batch = sub.get(timeout=max(wait, slack))
+            outage = _outage(hub, joined, time.monotonic())
+            batch = sub.get(timeout=timers.wait(time.monotonic(), None if outage is None else outage_limit - outage))
             now = time.monotonic()
-            keepalive_due = batch is None and now - quiet_since >= keepalive - slack
-            if still_allowed is not None and (keepalive_due or now - checked_at >= recheck - slack):
-                checked_at = now
-                if not still_allowed():
-                    yield REVOKED
-                    return
-            if batch is None:
-                if not keepalive_due:
-                    continue  # woke up only to re-check the credential
-                quiet_since = now
-                yield KEEPALIVE
-                final = _final_if_ended(account_id, task_id)
-                if final is not None:
-                    yield final
-                    return
+            keepalive_due = timers.keepalive_due(now, not batch)
+            if timers.recheck_due(now, keepalive_due) and not still_allowed():
+                yield REVOKED
+                return
+            outage = _outage(hub, joined, now)
+            if outage is not None and outage >= outage_limit - timers.SLACK:
+                yield LOST
+                return
+            if not batch:  # nothing moved (an empty batch: the hub just lost Redis)
+                if keepalive_due:
+                    timers.quiet_since = now
+                    yield KEEPALIVE
+                    final = _final_if_ended(account_id, task_id)
+                    if final is not None:
+                        yield final
+                        return
                 continue
-            quiet_since = now
-            for event in batch:
-                yield LOST if event[1] == "lost" else event
-                if event[1] in ("done", "lost"):
-                    return
+            timers.quiet_since = now
+            following = yield from _deliver(hub, sub, batch, account_id, task_id)
+            if following is None:
+                return
+            sub = following
     finally:
         hub.unsubscribe(sub)
+
+
+def _deliver(hub: StreamHub, sub: Subscriber, batch: list[Event], account_id: int,
+             task_id: str) -> Iterator[Event]:
+    """Yield a batch from the hub. Returns the subscription to read on (a new one after RESYNC),
+    or None when the stream is over (``done``, or the task is gone)."""
+    for event in batch:
+        if event[1] != "resync":
+            yield event
+            if event[1] == "done":
+                return None
+            continue
+        fresh = _snapshot(account_id, task_id)  # the hub forgot ``sub``: nothing more arrives on it
+        if fresh is None:
+            yield LOST
+            return None
+        yield from fresh
+        if fresh[-1][1] == "done":
+            return None
+        hub.unsubscribe(sub)
+        return hub.subscribe(task_id, fresh[0][0])
+    return sub
 
 
 def _final_if_ended(account_id: int, task_id: str) -> Event | None:
