@@ -16,6 +16,8 @@ import uuid
 
 from redis.exceptions import RedisError
 from rq import Queue, Worker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
 
 from igny8 import create_app
 from igny8.extensions import db
@@ -27,9 +29,59 @@ from igny8.redis_client import get_rq_redis
 WORKER_TTL = 25
 
 
+class Igny8Scheduler(RQScheduler):
+    """RQ's scheduler process (it moves jobs queued with ``enqueue_in``, the periodic sweep among
+    them, onto their queue when due). RQ's own loop dies with a traceback on any Redis error,
+    and the worker starts a new one only at its next maintenance, up to 10 minutes later. This
+    one logs one line per outage and carries on when Redis answers: it registers again, and its
+    heartbeat takes back the locks a restart lost."""
+
+    def work(self) -> None:
+        self._install_signal_handlers()
+        born, outage = False, False
+        while not self._stop_requested:
+            try:
+                if not born:
+                    self.register_birth()
+                    born = True
+                if self.should_reacquire_locks:
+                    self.acquire_locks()
+                self.heartbeat()
+                self.enqueue_scheduled_jobs()
+                if outage:
+                    self.log.warning("scheduler: Redis answers again")
+                    outage = False
+            except RedisError as exc:
+                if not outage:
+                    self.log.warning("scheduler: Redis unavailable (%s); retrying every %s s", exc, self.interval)
+                born, outage = False, True
+            time.sleep(self.interval)
+        try:
+            self.stop()
+        except RedisError as exc:
+            self.log.warning("scheduler stopped; its locks expire on their own (Redis unavailable: %s)", exc)
+
+
 class Igny8Worker(Worker):
     """RQ's worker, plus: it registers itself again when Redis lost its registration (a Redis
-    restart without persistence), so /healthz and rq-dashboard keep seeing it."""
+    restart without persistence), so /healthz and rq-dashboard keep seeing it, and schedules the
+    periodic sweep again (Redis lost that too); its scheduler rides out Redis outages."""
+
+    sweep_every = 15  # seconds between sweeps: main() sets RECONCILE_INTERVAL
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
+        """RQ's, with Igny8Scheduler as the scheduler process (burst mode, unused here, is RQ's)."""
+        if burst:
+            super()._start_scheduler(burst, logging_level, date_format, log_format)
+            return
+        self.scheduler = Igny8Scheduler(self.queues, connection=self.connection, serializer=self.serializer,
+                                        logging_level=logging_level if logging_level is not None else self.log.level,
+                                        date_format=date_format, log_format=log_format)
+        self.scheduler.acquire_locks()
+        if self.scheduler.acquired_locks:
+            self.scheduler.start()
 
     def register_birth(self) -> None:
         """RQ refuses a name whose hash is in Redis without a death mark ("There exists an active
@@ -50,6 +102,7 @@ class Igny8Worker(Worker):
         if born and pipeline is None and not self.connection.hexists(self.key, "birth"):
             self.log.warning("worker registration lost (Redis restarted?); registering again")
             self.register_birth()
+            schedule_sweep(self.connection, self.sweep_every)
         super().heartbeat(timeout, pipeline)
 
 
@@ -89,6 +142,7 @@ def main() -> int:
         # loop takes a fresh name: the old registration may still sit in Redis until its TTL ends.
         worker = Igny8Worker(queues, connection=connection, name=name if not restarts else f"{name}-{restarts}",
                              worker_ttl=WORKER_TTL)
+        worker.sweep_every = app.config["RECONCILE_INTERVAL"]
         try:
             worker.work(with_scheduler=True, logging_level="INFO")
         except (RedisError, ValueError) as exc:  # teardown or birth while Redis is away

@@ -168,6 +168,7 @@ def test_worker_registers_again_after_a_redis_restart_without_a_traceback(client
     restarted work loop). The worker now registers under a fresh name, with one log line."""
     from rq import Worker
 
+    from igny8.jobs import SWEEP_LOCK
     from igny8.redis_client import get_rq_redis
 
     configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
@@ -192,7 +193,10 @@ def test_worker_registers_again_after_a_redis_restart_without_a_traceback(client
     assert registered()
     output = worker.output()
     assert "There exists an active worker" not in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]  # RQ's scheduler process rides out the outage too
     assert "worker_restart" not in output
+    with app.app_context():  # Redis lost the scheduled sweep with the registration: it is scheduled again
+        assert get_rq_redis().exists(SWEEP_LOCK)
     other = article(client, acme, in_article=1, title="After the restart")
     task = client.post(GENERATE, json={"content_id": other["id"]}, headers=acme["headers"]).json["task_id"]
     assert finished(client, acme, task, timeout=60)["meta"]["completed"] == 2
