@@ -22,7 +22,7 @@ from .extensions import csrf, db, login_manager
 from .models import Account, User, utcnow
 
 TOKEN_PREFIX = "igny8_"
-SESSION_KEY = "session_key"  # the per-login marker in the Flask session (and in Redis)
+SESSION_KEY = "session_key"  # the per-login id in the Flask session; logout marks it revoked in Redis
 log = logging.getLogger(__name__)
 
 
@@ -74,7 +74,11 @@ def bearer_token() -> str | None:
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """The session's user, unless that login was ended by a logout (a copy of the cookie kept
+    from before the logout opens nothing)."""
+    if not user_id.isdigit() or session_revoked(session.get(SESSION_KEY)):
+        return None
+    return db.session.get(User, int(user_id))
 
 
 def user_for_token(token: str) -> User | None:
@@ -131,33 +135,42 @@ def register_auth(app: Flask) -> None:
 # authenticated it (stream_credential, captured in the view) and ends when that is gone: a revoked
 # or replaced API token, or a session that logged out (its marker is deleted from Redis on logout).
 
-def _session_redis_key(key: str) -> str:
-    return f"igny8:session:{key}"
+def _revoked_key(key: str) -> str:
+    return f"igny8:session:revoked:{key}"
 
 
 def start_login_session(user: User) -> None:
-    """After login_user(): a random marker in the session and in Redis (until the session's lifetime)."""
-    from .redis_client import get_redis
-
-    key = secrets.token_urlsafe(24)
-    session[SESSION_KEY] = key
-    ttl = int(current_app.permanent_session_lifetime.total_seconds())
-    try:
-        get_redis().set(_session_redis_key(key), str(user.id), ex=max(ttl, 60))
-    except RedisError as exc:
-        log.warning("session marker not stored: %s", exc)
+    """After login_user(): a random id for this login in the (signed) session cookie."""
+    session[SESSION_KEY] = secrets.token_urlsafe(24)
 
 
 def end_login_session() -> None:
-    """On logout (before logout_user()): the session's marker goes away, so its streams end."""
+    """On logout (before logout_user()): this login is marked revoked in Redis for the session
+    lifetime, so its open streams end and a copy of its cookie no longer logs anyone in.
+
+    A revocation is recorded (not a live login): if Redis loses its keys (a restart without
+    persistence), open streams and sessions carry on instead of all ending at once."""
     from .redis_client import get_redis
 
     key = session.pop(SESSION_KEY, None)
     if key:
+        ttl = int(current_app.permanent_session_lifetime.total_seconds())
         try:
-            get_redis().delete(_session_redis_key(key))
+            get_redis().set(_revoked_key(key), "1", ex=max(ttl, 60))
         except RedisError as exc:
-            log.warning("session marker not deleted: %s", exc)
+            log.warning("session revocation not stored: %s", exc)
+
+
+def session_revoked(key: str | None) -> bool:
+    """True when the login ``key`` was ended by a logout (False while Redis cannot say)."""
+    if not key:
+        return False
+    from .redis_client import get_redis
+
+    try:
+        return bool(get_redis().exists(_revoked_key(key)))
+    except RedisError:
+        return False
 
 
 def stream_credential() -> tuple[str, ...]:
@@ -166,7 +179,7 @@ def stream_credential() -> tuple[str, ...]:
     token = bearer_token()
     if token is not None:
         return ("token", _token_digest(token))
-    if not session.get(SESSION_KEY):  # a session from before markers existed: give it one now
+    if not session.get(SESSION_KEY):  # a session from before login ids existed: give it one now
         start_login_session(current_user)
     return ("session", str(current_user.id), session[SESSION_KEY])
 
@@ -174,18 +187,11 @@ def stream_credential() -> tuple[str, ...]:
 def credential_check(credential: tuple[str, ...]) -> Callable[[], bool]:
     """A function (run in an app context) telling whether ``credential`` still grants access."""
     def still_valid() -> bool:
-        from .redis_client import get_redis
-
         try:
             if credential[0] == "token":
                 return db.session.scalar(select(User.id).filter_by(api_token_hash=credential[1])) is not None
             _, user_id, key = credential
-            try:
-                if get_redis().get(_session_redis_key(key)) != user_id:
-                    return False
-            except RedisError:
-                return True  # Redis away: the stream ends on its own (LOST) and the client reconnects
-            return db.session.get(User, int(user_id)) is not None
+            return not session_revoked(key) and db.session.get(User, int(user_id)) is not None
         finally:
             db.session.close()  # streams hold no database connection between checks
 

@@ -234,3 +234,17 @@ def test_only_account_admins_change_settings_and_keys(client, auth, accounts, ac
                        ).status_code == 403
     assert client.put("/api/v1/system/integrations/image_generation/", json={"max_in_article_images": 5},
                       headers=acme["headers"]).status_code == 200, "an admin may"
+
+
+@pytest.mark.parametrize("target", ["//evil.test/", "/\\evil.test/", "/\\/evil.test", "/%09/evil.test",
+                                    "/\t/evil.test", "https://evil.test/", "/\\\\evil.test"])
+def test_login_never_redirects_to_another_site(client, acme, target):
+    from tests.conftest import PASSWORD, csrf_token_from
+
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", query_string={"next": target},
+                           data={"email": acme["email"], "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert urlsplit(location).netloc in ("", "localhost") and "\\" not in location and "\t" not in location
+    assert not location.startswith("//") and "evil.test" not in urlsplit(location).netloc, location

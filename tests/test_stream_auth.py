@@ -136,3 +136,23 @@ def test_quiet_stream_ends_soon_after_the_token_is_revoked(client, acme, live_se
     assert browser.post(f"{live_server.url}/settings/api-token/revoke", timeout=10).status_code == 200
     rest = stream.rest(RECHECK + 2)
     assert rest.rstrip().endswith(": access revoked") and "event:" not in rest, rest
+
+
+def test_a_copy_of_the_cookie_kept_from_before_logout_opens_nothing(client, acme, live_server):
+    browser = _login(live_server, acme["email"])
+    copy = requests.Session()
+    copy.cookies.update(browser.cookies)
+    assert copy.get(f"{live_server.url}/writer/images", timeout=10).url.endswith("/writer/images")
+    browser.post(f"{live_server.url}/logout", timeout=10, headers={"X-CSRFToken": browser.headers["X-CSRFToken"]})
+    after = copy.get(f"{live_server.url}/writer/images", timeout=10)
+    assert "/login" in after.url, "the logged-out login is revoked on the server, not only in that browser"
+    again = _login(live_server, acme["email"])  # a new login works as before
+    assert again.get(f"{live_server.url}/writer/images", timeout=10).url.endswith("/writer/images")
+
+
+def test_a_redis_that_lost_its_keys_ends_no_session(client, acme, live_server, redis):
+    """Logout records a revocation; a Redis restarted without persistence forgets only those, so
+    open streams and logins carry on instead of all ending at once."""
+    browser = _login(live_server, acme["email"])
+    redis.flushdb()
+    assert browser.get(f"{live_server.url}/writer/images", timeout=10).url.endswith("/writer/images")

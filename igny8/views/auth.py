@@ -15,8 +15,11 @@ bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths, so ?next= cannot send a user to another site."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    """Only same-site relative paths, so ?next= cannot send a user to another site. Browsers read
+    a backslash as a slash ("/\\evil.test" is "//evil.test"), and drop tabs and newlines, so
+    those are refused too."""
+    if (target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc
+            and not any(c == "\\" or ord(c) < 32 for c in target)):
         return target
     return url_for("pages.images")
 
