@@ -175,3 +175,28 @@ def test_long_outage_ends_the_stream_and_the_reconnect_gets_a_snapshot(client, a
     finally:
         redis_server.start()
     assert Redis.from_url(redis_server.url).ping()
+
+
+def test_modal_stream_of_a_logged_in_user_rides_out_a_redis_restart(client, acme, start_worker, live_server,
+                                                                    redis_server, app):
+    """The restart loses every key, the session's included: the login is still good, so the
+    modal's stream (re-checking it every second here) is not revoked and reaches ``done``."""
+    from tests.test_stream_auth import _login
+
+    app.config["STREAM_AUTH_RECHECK_SECONDS"] = 1.0
+    _content, task_id = _batch(client, acme, start_worker, latency="0.8", in_article=2)
+    browser = _login(live_server, acme["email"])
+    response = browser.get(f"{live_server.url}/writer/tasks/{task_id}/stream", stream=True, timeout=60)
+    assert response.status_code == 200
+    seen = Sse()
+    reader = threading.Thread(target=read_stream, args=(response, seen), daemon=True)
+    reader.start()
+    wait_for(lambda: progress(client, acme, task_id)["meta"]["completed"] >= 1, message="one image done")
+    redis_server.kill()
+    time.sleep(1.5)  # longer than the re-check interval: the check runs while Redis is away
+    redis_server.start()
+    app.config["HEARTBEAT_STALE_SECONDS"] = 5
+    reader.join(60)
+    response.close()
+    assert seen.ended and seen.names()[-1] == "done", (seen.names(), seen.comments)
+    assert ": access revoked" not in seen.comments and LOST_COMMENT not in seen.comments
