@@ -91,6 +91,13 @@ def _finish(result: dict[str, Any]) -> None:
         sys.exit(1)
 
 
+def _article(content_id: int) -> Content:
+    content = db.session.get(Content, content_id)
+    if content is None:
+        raise click.ClickException(f"No article with id {content_id}.")
+    return content
+
+
 def _queue_and_watch(content: Content, body: dict[str, Any], no_wait: bool) -> None:
     try:
         batch = queue_batch(content.account_id, body)
@@ -133,9 +140,7 @@ def images_group() -> None:
 def generate_command(content_id: int, no_wait: bool) -> None:
     """Queue the article's pending and failed images by the queue rule and show a live bar per
     image (exit 1 unless all were generated)."""
-    content = db.session.get(Content, content_id)
-    if content is None:
-        raise click.ClickException(f"No article with id {content_id}.")
+    content = _article(content_id)
     _queue_and_watch(content, {"content_id": content_id}, no_wait)
 
 
@@ -147,9 +152,7 @@ def generate_command(content_id: int, no_wait: bool) -> None:
 def retry_command(content_id: int, no_wait: bool) -> None:
     """Generate the article's failed images again (all of them, whatever the cap: they were chosen
     before) and show a live bar per image."""
-    content = db.session.get(Content, content_id)
-    if content is None:
-        raise click.ClickException(f"No article with id {content_id}.")
+    content = _article(content_id)
     failed = [img.id for img in content.images if img.status == "failed" and img.prompt.strip()]
     if not failed:
         raise click.ClickException(f"No failed image in “{content.title}”: nothing to retry.")

@@ -27,12 +27,11 @@ from .hub import StreamHub, Subscriber, get_hub
 from .models import GenerationTask
 from .progress import valid_event_id
 from .reconcile import reconcile
-from .task_state import get_task, progress_body, progress_store, result_body, task_view
+from .task_state import FINAL_STATES, get_task, progress_body, progress_store, result_body, task_view
 
 KEEPALIVE_SECONDS = 15.0
 OUTAGE_SECONDS = 30.0  # default STREAM_OUTAGE_SECONDS: how long an open stream waits for Redis
 RETRY_MS = 2_000
-FINAL_STATES = ("SUCCESS", "FAILURE")
 KEEPALIVE = ("", "keepalive", {})
 LOST = ("", "lost", {})
 REVOKED = ("", "revoked", {})  # the credential that opened the stream is gone
