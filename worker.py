@@ -21,10 +21,10 @@ from rq.scheduler import RQScheduler
 
 from igny8 import create_app
 from igny8.extensions import db
-from igny8.jobs import MAINTENANCE_QUEUE, schedule_sweep
-from igny8.queueing import QUEUE_NAME
-from igny8.reconcile import reconcile
 from igny8.redis_client import get_rq_redis
+from igny8.tasks.jobs import MAINTENANCE_QUEUE, schedule_sweep
+from igny8.tasks.reconcile import reconcile
+from igny8.tasks.rule import QUEUE_NAME
 
 WORKER_TTL = 25
 
@@ -112,7 +112,7 @@ def main() -> int:
     # Import the provider SDKs and load the image codecs once here, before RQ forks a work-horse
     # per batch: a batch's first provider call then starts in ~0.1 s instead of ~0.5 s, and its
     # first image is stored ~70 ms sooner.
-    from igny8 import storage
+    from igny8.media import stores as storage
     from igny8.providers import openai_provider, runware_provider  # noqa: F401
 
     openai_provider.shared_http_client()

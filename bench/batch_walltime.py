@@ -36,10 +36,10 @@ import harness
 import requests
 from harness import Stack, table, verdict
 
-from igny8.content import create_article, validate_article
+from igny8.content.articles import create_article, validate_article
 from igny8.extensions import db
-from igny8.ratelimit import DEFAULT_LIMITS
-from igny8.settings import save_credentials, save_image_generation
+from igny8.integrations.settings import save_credentials, save_image_generation
+from igny8.providers.ratelimit import DEFAULT_LIMITS
 from tests.provider_servers import FakeOpenAI
 
 LATENCY = 1.0

@@ -36,16 +36,16 @@ import harness
 from harness import Stack, table, verdict
 from PIL import Image, ImageChops
 
-from igny8 import storage
-from igny8.batches import queue_batch
-from igny8.content import create_article, validate_article
+from igny8.content.articles import create_article, validate_article
 from igny8.extensions import db
-from igny8.generation import BatchRunner
+from igny8.integrations.settings import save_image_generation
+from igny8.media import stores as storage
 from igny8.models import GenerationTask
 from igny8.models import Image as ImageRow
 from igny8.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from igny8.providers.local_provider import LocalProvider
-from igny8.settings import save_image_generation
+from igny8.tasks.runner import BatchRunner
+from igny8.tasks.service import queue_batch
 
 
 class TimedRunner(BatchRunner):

@@ -32,7 +32,7 @@ import harness
 import requests
 from harness import Stack, ms, pct, table, verdict
 
-from igny8.progress import ProgressStore
+from igny8.progress.store import ProgressStore
 
 WARMUP = 50  # first stream updates, not counted (connection and code paths warm up)
 

@@ -41,7 +41,7 @@ import harness
 import psutil
 from harness import Stack, ms, pct, table, verdict
 
-from igny8.progress import ProgressStore
+from igny8.progress.store import ProgressStore
 
 CONNECTING_AT_ONCE = 100  # streams being opened concurrently by the client (the rest wait)
 STALL_SECONDS = 20.0  # the client gives up when no stream got its snapshot for this long

@@ -34,7 +34,7 @@ def register_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import auth
+    from .accounts import auth
     from .extensions import db, migrate
     from .redis_client import init_redis
     from .security import register_security
@@ -47,7 +47,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .dashboard import register_dashboard
+    from .ops.dashboard import register_dashboard
     from .views import register_views
 
     register_views(app)

@@ -109,7 +109,7 @@ def _provider_limits() -> dict:
     """``PROVIDER_LIMIT_OPENAI=4/50``: at most 4 calls in flight and 50 a minute, for every worker
     together (the account's plan at the provider); unset providers keep ratelimit.DEFAULT_LIMITS."""
     from .providers import PROVIDERS
-    from .ratelimit import Limit
+    from .providers.ratelimit import Limit
 
     limits = {}
     for name in PROVIDERS:

@@ -6,8 +6,8 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .content import ContentError
-from .settings import SettingsError
+from .content.articles import ContentError
+from .integrations.settings import SettingsError
 
 
 def wants_json() -> bool:

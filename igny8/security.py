@@ -18,8 +18,8 @@ from flask import Flask, Response, flash, g, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
-from .dashboard import URL_PREFIX as DASHBOARD_PREFIX
 from .logs import event
+from .ops.dashboard import URL_PREFIX as DASHBOARD_PREFIX
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 try:
     from igny8.config import INSTANCE, PRIVATE_REDIS_URL_FILE
-    from igny8.redis_server import RedisServer, find_redis_binary, free_port, is_reachable
+    from igny8.ops.redis_server import RedisServer, find_redis_binary, free_port, is_reachable
 except ImportError as exc:  # not the virtualenv's python
     raise SystemExit(f"run.py: {exc}: run this with .venv/bin/python (`make run` sets it up).") from exc
 

@@ -21,11 +21,11 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from igny8 import create_app
-from igny8.auth import create_user, issue_api_token
+from igny8.accounts.auth import create_user, issue_api_token
 from igny8.extensions import db
 from igny8.models import Account, User
+from igny8.ops.redis_server import RedisServer, free_port
 from igny8.redis_client import close_redis
-from igny8.redis_server import RedisServer, free_port
 from tests.provider_servers import fake_openai, fake_runware  # noqa: F401 - fixtures
 from tests.url_servers import image_host  # noqa: F401 - fixture
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from rq import Queue
 
-from igny8.cli_images import TerminalBars
+from igny8.cli.images import TerminalBars
 from igny8.extensions import db
 from igny8.models import Content
 from igny8.providers.base import ImageRequest, ProviderError
@@ -47,8 +47,8 @@ def test_account_admin_is_not_an_operator_and_operators_are_granted_by_cli(app, 
 
 
 def test_demo_user_is_admin_and_operator(app, runner):
-    from igny8.auth import find_user_by_email
-    from igny8.demo import DEMO_EMAIL
+    from igny8.accounts.auth import find_user_by_email
+    from igny8.accounts.demo import DEMO_EMAIL
 
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     with app.app_context():

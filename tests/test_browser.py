@@ -145,7 +145,7 @@ def test_markup_a_writer_typed_never_runs_on_the_queue_dashboard(page, app, clie
     never 'unsafe-inline', for scripts."""
     from rq import Queue
 
-    from igny8.jobs import process_image_generation_queue
+    from igny8.tasks.jobs import process_image_generation_queue
 
     accounts.make_operator(acme)
     hostile = "<img src=x onerror=\"document.title='XSSED'\">"

@@ -6,7 +6,7 @@ import pytest
 
 from igny8 import config
 from igny8.config import Config
-from igny8.ratelimit import Limit
+from igny8.providers.ratelimit import Limit
 
 
 def test_provider_limits_come_from_the_environment(monkeypatch):

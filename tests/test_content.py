@@ -6,7 +6,7 @@ import pytest
 
 from igny8.extensions import db
 from igny8.models import Content, Image
-from igny8.queueing import build_queue, plan_queue
+from igny8.tasks.rule import build_queue, plan_queue
 
 ARTICLE = {"title": "Bread at home", "html": "<p>Bake.</p>", "featured_prompt": "A loaf",
            "in_article_prompts": ["Starter", "Dough", "Oven"]}

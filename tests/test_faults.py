@@ -168,8 +168,8 @@ def test_worker_registers_again_after_a_redis_restart_without_a_traceback(client
     restarted work loop). The worker now registers under a fresh name, with one log line."""
     from rq import Worker
 
-    from igny8.jobs import SWEEP_LOCK
     from igny8.redis_client import get_rq_redis
+    from igny8.tasks.jobs import SWEEP_LOCK
 
     configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
     worker = start_worker(LOCAL_PROVIDER_LATENCY="0.8")

@@ -15,9 +15,9 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from sqlalchemy import func, select
 
 from igny8.extensions import db
+from igny8.integrations.settings import CREDENTIAL_TYPES
 from igny8.models import Content, GenerationTask, Image, IntegrationSettings
-from igny8.openapi import document
-from igny8.settings import CREDENTIAL_TYPES
+from igny8.views.openapi import document
 
 CONTENT = "/api/v1/writer/content/"
 IMAGES = "/api/v1/writer/images/"

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 from igny8 import create_app
+from igny8.ops.redis_server import RedisServer
 from igny8.redis_client import close_redis
-from igny8.redis_server import RedisServer
 from tests.conftest import ROOT, wait_for
 from tests.test_generation import GENERATE, article, configure, finished
 

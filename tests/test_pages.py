@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from igny8.demo import DEMO_ARTICLES, DEMO_EMAIL, DEMO_PASSWORD
+from igny8.accounts.demo import DEMO_ARTICLES, DEMO_EMAIL, DEMO_PASSWORD
 
 
 def test_seed_demo_is_idempotent_and_demo_login_reaches_images(client, runner, auth):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from igny8.settings import safety_identifier
+from igny8.integrations.settings import safety_identifier
 from tests.conftest import csrf_token_from
 from tests.test_generation import GENERATE, SETTINGS, article, configure, finished
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from igny8 import redis_server
-from igny8.redis_server import RedisServer, find_redis_binary, free_port, is_reachable
+from igny8.ops import redis_server
+from igny8.ops.redis_server import RedisServer, find_redis_binary, free_port, is_reachable
 
 
 def config_value(url: str, name: str) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from igny8.demo import DEMO_EMAIL, DEMO_PASSWORD
-from igny8.redis_server import free_port, is_reachable
+from igny8.accounts.demo import DEMO_EMAIL, DEMO_PASSWORD
+from igny8.ops.redis_server import free_port, is_reachable
 from tests.conftest import ROOT, _children, csrf_token_from, wait_for
 
 pytestmark = pytest.mark.slow

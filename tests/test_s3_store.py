@@ -20,9 +20,9 @@ from PIL import Image as PILImage
 
 from igny8.config import Config
 from igny8.extensions import db
+from igny8.media.stores import LocalMediaStore, S3MediaStore, StorageError, get_store, store_image
 from igny8.models import Image
-from igny8.redis_server import free_port
-from igny8.storage import LocalMediaStore, S3MediaStore, StorageError, get_store, store_image
+from igny8.ops.redis_server import free_port
 from tests.test_generation import GENERATE, article, configure, finished
 
 KEY_ID = "AKIATESTKEYID0000000"

@@ -41,8 +41,8 @@ from sqlalchemy import URL, make_url, select
 from igny8 import create_app
 from igny8.extensions import db
 from igny8.models import GenerationTask, Image
+from igny8.ops.redis_server import RedisServer
 from igny8.redis_client import close_redis
-from igny8.redis_server import RedisServer
 from tests.conftest import ROOT, Accounts, WebProcess, WorkerProcess, wait_for
 from tests.test_generation import GENERATE, SETTINGS
 

@@ -3,7 +3,7 @@ password hashing."""
 
 from __future__ import annotations
 
-from igny8.auth import find_user_by_email
+from igny8.accounts.auth import find_user_by_email
 from igny8.extensions import db
 from tests.conftest import PASSWORD
 

@@ -77,7 +77,7 @@ def test_credentials_are_never_returned_and_encrypted_at_rest(client, acme, app)
     with app.app_context():
         row = db.session.scalar(select(IntegrationSettings).filter_by(integration_type="openai"))
         assert key not in row.api_key_encrypted and "SECRET" not in row.api_key_encrypted
-        from igny8.settings import provider_api_key
+        from igny8.integrations.settings import provider_api_key
 
         assert provider_api_key(acme["account_id"], "openai") == key
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from igny8.storage import (
+from igny8.media.stores import (
     ImageDecodeError,
     LocalMediaStore,
     StorageError,
@@ -24,7 +24,7 @@ from igny8.storage import (
     store_image,
     warm_up,
 )
-from igny8.storage import _message as storage_message
+from igny8.media.stores import _message as storage_message
 
 PIL_NAMES = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG", "jpg": "JPEG"}
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from redis import Redis
 
-from igny8.progress import events_key
+from igny8.progress.store import events_key
 from tests.conftest import wait_for
 from tests.test_generation import GENERATE, article, configure, finished, images, progress
 
@@ -75,7 +75,7 @@ class HubLog(logging.Handler):
 
 @pytest.fixture
 def hub_log():  # noqa: ANN201
-    handler, logger = HubLog(), logging.getLogger("igny8.hub")
+    handler, logger = HubLog(), logging.getLogger("igny8.streaming.hub")
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from igny8.deadline import Deadline, DeadlineExceeded
+from igny8.outbound.deadline import Deadline, DeadlineExceeded
+from igny8.outbound.urlpolicy import FetchFailed, URLRefused, check_url, fetch, is_blocked_address, safe_get
 from igny8.providers import get_provider
 from igny8.providers.base import ImageProvider, ProviderError
-from igny8.urlpolicy import FetchFailed, URLRefused, check_url, fetch, is_blocked_address, safe_get
 from tests.provider_servers import FakeOpenAI, FakeRunware
 from tests.test_providers import failure, opened, request_for
 from tests.url_servers import ImageHost

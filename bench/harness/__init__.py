@@ -36,10 +36,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from igny8 import create_app  # noqa: E402
-from igny8.auth import create_user, issue_api_token  # noqa: E402
+from igny8.accounts.auth import create_user, issue_api_token  # noqa: E402
 from igny8.extensions import db  # noqa: E402
 from igny8.models import Account  # noqa: E402
-from igny8.redis_server import RedisServer, free_port  # noqa: E402
+from igny8.ops.redis_server import RedisServer, free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the virtualenv's bin/: gunicorn lives next to python
 HOST = "127.0.0.1"
@@ -217,8 +217,8 @@ def queue_tasks(stack: Stack, account_id: int, count: int) -> list[tuple[str, di
     """``count`` one-image tasks queued as the API queues them (``batches.queue_batch``: a task
     row, its progress hashes, an RQ job). With no worker running they stay PENDING, and alive:
     the reconciler only fails a PENDING task whose job is gone. Returns (task id, queue item)."""
-    from igny8.batches import queue_batch
-    from igny8.content import create_article, validate_article
+    from igny8.content.articles import create_article, validate_article
+    from igny8.tasks.service import queue_batch
 
     tasks = []
     with stack.app.app_context():

@@ -23,7 +23,7 @@ import httpx2
 import openai
 from openai import OpenAI
 
-from ..deadline import Deadline, DeadlineExceeded, current_deadline
+from ..outbound.deadline import Deadline, DeadlineExceeded, current_deadline
 from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
 from .catalog import openai_models
 

@@ -4,7 +4,7 @@ Wire format: ``POST <base>`` with a JSON *array* of tasks and ``Authorization: B
 the answer is ``{"data": [{taskUUID, imageUUID, imageBase64Data | imageURL, cost}]}`` or
 ``{"errors": [{code, message, parameter, taskUUID}]}`` with HTTP 400/401/402/403. We ask for
 base64 so the image arrives in the same answer (no second download that could expire or fail).
-An answer that carries only ``imageURL`` is fetched under the URL policy (``igny8.urlpolicy``):
+An answer that carries only ``imageURL`` is fetched under the URL policy (``igny8.outbound.urlpolicy``):
 that URL comes from outside and could point anywhere. The POST and the download together end
 within ``timeout`` seconds (one ``Deadline``), however slowly the servers send.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from ..deadline import Deadline, DeadlineExceeded, watched_session
-from ..urlpolicy import CHUNK_BYTES, FetchFailed, URLRefused, parse_allowed_hosts, safe_get
+from ..outbound.deadline import Deadline, DeadlineExceeded, watched_session
+from ..outbound.urlpolicy import CHUNK_BYTES, FetchFailed, URLRefused, parse_allowed_hosts, safe_get
 from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
 
 DEFAULT_BASE_URL = "https://api.runware.ai/v1"

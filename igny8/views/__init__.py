@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
-from ..queueing import MAX_DB_ID
+from ..tasks.rule import MAX_DB_ID
 
 
 class IdConverter(IntegerConverter):
@@ -27,8 +27,8 @@ def register_views(app: Flask) -> None:
 
 
 def register_template_globals(app: Flask) -> None:
-    from ..queueing import queue_preview
-    from ..vendor import HTMX_JS, HTMX_SSE_JS
+    from ..tasks.rule import queue_preview
+    from .vendor import HTMX_JS, HTMX_SSE_JS
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # lean fragments on the wire
     app.jinja_env.globals.update(queue_preview=queue_preview, HTMX_JS=HTMX_JS, HTMX_SSE_JS=HTMX_SSE_JS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from ..openapi import document
+from .openapi import document
 
 bp = Blueprint("api_docs", __name__, url_prefix="/api/v1")
 

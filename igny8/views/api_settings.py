@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify
 
-from ..auth import current_account_id, require_account_admin
+from ..accounts.auth import current_account_id, require_account_admin
 from ..extensions import db
-from ..logs import event
-from ..settings import (
+from ..integrations.settings import (
     CREDENTIAL_TYPES,
     credentials_public,
     image_generation_config,
     save_credentials,
     save_image_generation,
 )
+from ..logs import event
 from .api_common import api_login_required, json_body
 
 bp = Blueprint("api_settings", __name__, url_prefix="/api/v1/system/integrations")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify
 
-from ..auth import current_account_id
-from ..batches import cancel_batch, queue_batch
-from ..queueing import QueueError
-from ..reconcile import reconcile
-from ..task_state import get_task, task_progress_body
+from ..accounts.auth import current_account_id
+from ..tasks.reconcile import reconcile
+from ..tasks.rule import QueueError
+from ..tasks.service import cancel_batch, queue_batch
+from ..tasks.state import get_task, task_progress_body
 from .api_common import api_login_required, json_body
 
 bp = Blueprint("api_tasks", __name__, url_prefix="/api/v1")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, request
 
-from ..auth import current_account_id
-from ..content import article_dict, create_article, list_content, list_images, validate_article
+from ..accounts.auth import current_account_id
+from ..content.articles import article_dict, create_article, list_content, list_images, validate_article
 from ..extensions import db
 from ..logs import event
 from ..models import IMAGE_STATUSES

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required, login_user, logout_user
 
-from ..auth import check_password, end_login_session, find_user_by_email, start_login_session
+from ..accounts.auth import check_password, end_login_session, find_user_by_email, start_login_session
 from ..logs import event
 from ..security import login_limits
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from ..auth import credential_check, current_account_id, stream_credential
-from ..streams import json_formatter, sse_stream
+from ..accounts.auth import credential_check, current_account_id, stream_credential
+from ..streaming.events import json_formatter, sse_stream
 from .api_common import api_login_required
 from .api_tasks import task_or_404
 

@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
-from ..queueing import QUEUE_NAME
 from ..redis_client import get_rq_redis
+from ..tasks.rule import QUEUE_NAME
 
 bp = Blueprint("health", __name__)
 

@@ -8,12 +8,12 @@ from flask import Blueprint, abort, current_app, render_template, request
 from flask.wrappers import Response
 from flask_login import login_required
 
-from ..auth import credential_check, current_account_id, stream_credential
-from ..queueing import plan_queue
-from ..reconcile import reconcile
-from ..settings import image_generation_config
-from ..streams import sse, sse_stream
-from ..task_state import get_task, task_view
+from ..accounts.auth import credential_check, current_account_id, stream_credential
+from ..integrations.settings import image_generation_config
+from ..streaming.events import sse, sse_stream
+from ..tasks.reconcile import reconcile
+from ..tasks.rule import plan_queue
+from ..tasks.state import get_task, task_view
 from .events import event_stream
 
 bp = Blueprint("modal", __name__, url_prefix="/writer/tasks")
@@ -74,7 +74,7 @@ def task_modal(task_id: str) -> str:
     """The modal showing the true state of a task (used after the click, and to reopen it)."""
     task = _task_or_404(task_id)
     summary, items, _ = task_view(task)
-    from ..task_state import result_body
+    from ..tasks.state import result_body
 
     result = result_body(summary, items)
     failed_ids = [r["image_id"] for r in result["results"] if r["status"] == "failed"]

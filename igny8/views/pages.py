@@ -8,8 +8,8 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_login import login_required
 
-from ..auth import current_account_id
-from ..content import (
+from ..accounts.auth import current_account_id
+from ..content.articles import (
     ContentError,
     account_totals,
     create_article,
@@ -21,9 +21,9 @@ from ..content import (
     validate_article,
 )
 from ..extensions import db
+from ..integrations.settings import image_generation_config
+from ..media.stores import LocalMediaStore, StorageError, check_key, get_store
 from ..models import IMAGE_STATUSES
-from ..settings import image_generation_config
-from ..storage import LocalMediaStore, StorageError, check_key, get_store
 from .htmx import render_page
 
 bp = Blueprint("pages", __name__)

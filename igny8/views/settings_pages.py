@@ -7,12 +7,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..auth import current_account_id, issue_api_token, require_account_admin, revoke_api_token
+from ..accounts.auth import current_account_id, issue_api_token, require_account_admin, revoke_api_token
 from ..extensions import db
-from ..logs import event
-from ..providers import DEFAULT_MODELS, MODELS, PROVIDERS
-from ..providers.catalog import backgrounds, openai_catalogue
-from ..settings import (
+from ..integrations.settings import (
     CREDENTIAL_TYPES,
     IMAGE_FORMATS,
     IMAGE_GENERATION_DEFAULTS,
@@ -27,6 +24,9 @@ from ..settings import (
     save_credentials,
     save_image_generation,
 )
+from ..logs import event
+from ..providers import DEFAULT_MODELS, MODELS, PROVIDERS
+from ..providers.catalog import backgrounds, openai_catalogue
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 

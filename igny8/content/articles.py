@@ -9,8 +9,8 @@ from flask import abort
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from .extensions import db
-from .models import IMAGE_STATUSES, Content, GenerationTask, Image
+from ..extensions import db
+from ..models import IMAGE_STATUSES, Content, GenerationTask, Image
 
 MAX_TITLE = 300
 MAX_HTML = 200_000

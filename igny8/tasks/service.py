@@ -12,16 +12,16 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from .extensions import db
-from .generation import MAX_ATTEMPTS
+from ..extensions import db
+from ..integrations.settings import image_generation_config
+from ..logs import event
+from ..models import GenerationTask, Image, utcnow
+from ..redis_client import get_rq_redis
+from ..text import inert
 from .jobs import process_image_generation_queue
-from .logs import event
-from .models import GenerationTask, Image, utcnow
-from .queueing import QUEUE_NAME, QueueError, claim, holding_task, queue_item, select_images
-from .redis_client import get_rq_redis
-from .settings import image_generation_config
-from .task_state import items_from_db, progress_store, result_body, summary_from_task
-from .text import inert
+from .rule import QUEUE_NAME, QueueError, claim, holding_task, queue_item, select_images
+from .runner import MAX_ATTEMPTS
+from .state import items_from_db, progress_store, result_body, summary_from_task
 
 
 def job_timeout(images: int, concurrency: int) -> int:

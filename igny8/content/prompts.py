@@ -6,8 +6,8 @@ import logging
 
 from sqlalchemy import select
 
-from .extensions import db
-from .models import PromptTemplate
+from ..extensions import db
+from ..models import PromptTemplate
 
 log = logging.getLogger(__name__)
 

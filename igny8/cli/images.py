@@ -12,15 +12,15 @@ from redis.exceptions import RedisError
 from rq import Worker
 from sqlalchemy import select
 
-from .batches import queue_batch
-from .extensions import db
-from .models import Account, Content, GenerationTask
-from .queueing import MAX_DB_ID, QueueError
-from .reconcile import reconcile
-from .redis_client import get_rq_redis
-from .settings import CREDENTIAL_TYPES, credentials_public, image_generation_config
-from .streams import task_events
-from .text import plain
+from ..extensions import db
+from ..integrations.settings import CREDENTIAL_TYPES, credentials_public, image_generation_config
+from ..models import Account, Content, GenerationTask
+from ..redis_client import get_rq_redis
+from ..streaming.events import task_events
+from ..tasks.reconcile import reconcile
+from ..tasks.rule import MAX_DB_ID, QueueError
+from ..tasks.service import queue_batch
+from ..text import plain
 
 BAR_WIDTH = 24
 

@@ -22,12 +22,12 @@ from typing import Any
 from flask import Flask, current_app
 from redis.exceptions import RedisError
 
-from .extensions import db
+from ..extensions import db
+from ..models import GenerationTask
+from ..progress.store import valid_event_id
+from ..tasks.reconcile import reconcile
+from ..tasks.state import FINAL_STATES, get_task, progress_body, progress_store, result_body, task_view
 from .hub import StreamHub, Subscriber, get_hub
-from .models import GenerationTask
-from .progress import valid_event_id
-from .reconcile import reconcile
-from .task_state import FINAL_STATES, get_task, progress_body, progress_store, result_body, task_view
 
 KEEPALIVE_SECONDS = 15.0
 OUTAGE_SECONDS = 30.0  # default STREAM_OUTAGE_SECONDS: how long an open stream waits for Redis

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import select
 
-from .extensions import db
-from .models import IntegrationSettings
-from .providers import DEFAULT_MODELS, MODELS, PROVIDERS, retired_model_message
-from .providers.catalog import backgrounds, openai_catalogue, qualities_for
+from ..extensions import db
+from ..models import IntegrationSettings
+from ..providers import DEFAULT_MODELS, MODELS, PROVIDERS, retired_model_message
+from ..providers.catalog import backgrounds, openai_catalogue, qualities_for
 
 IMAGE_TYPES = ("realistic", "artistic", "illustration", "cartoon")
 IMAGE_FORMATS = ("webp", "png", "jpeg")

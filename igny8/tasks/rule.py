@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from .extensions import db
-from .models import Content, GenerationTask, Image
+from ..extensions import db
+from ..models import Content, GenerationTask, Image
 
 # Database status -> the status a user sees on a queue item. An item of a cancelled task that
 # never started is shown as "cancelled" (its image is back to pending in the database).

@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import csrf, db, login_manager
-from .models import Account, User, utcnow
+from ..extensions import csrf, db, login_manager
+from ..models import Account, User, utcnow
 
 TOKEN_PREFIX = "igny8_"
 SESSION_KEY = "session_key"  # the per-login id in the Flask session; logout marks it revoked in Redis
@@ -150,7 +150,7 @@ def end_login_session() -> None:
 
     A revocation is recorded (not a live login): if Redis loses its keys (a restart without
     persistence), open streams and sessions carry on instead of all ending at once."""
-    from .redis_client import get_redis
+    from ..redis_client import get_redis
 
     key = session.pop(SESSION_KEY, None)
     if key:
@@ -165,7 +165,7 @@ def session_revoked(key: str | None) -> bool:
     """True when the login ``key`` was ended by a logout (False while Redis cannot say)."""
     if not key:
         return False
-    from .redis_client import get_redis
+    from ..redis_client import get_redis
 
     try:
         return bool(get_redis().exists(_revoked_key(key)))

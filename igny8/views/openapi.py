@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .content import CONTENT_STATUSES, MAX_HTML, MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, MAX_TITLE
-from .models import IMAGE_STATUSES, IMAGE_TYPES, TASK_STATES
-from .providers import MODELS, PROVIDERS
-from .providers.catalog import backgrounds, openai_catalogue
-from .queueing import ITEM_STATUSES, MAX_DB_ID, MAX_IDS
-from .settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT, MAX_PARTIAL_IMAGES
-from .settings import IMAGE_TYPES as STYLES
-from .task_state import OUTCOMES
+from ..content.articles import CONTENT_STATUSES, MAX_HTML, MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, MAX_TITLE
+from ..integrations.settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT, MAX_PARTIAL_IMAGES
+from ..integrations.settings import IMAGE_TYPES as STYLES
+from ..models import IMAGE_STATUSES, IMAGE_TYPES, TASK_STATES
+from ..providers import MODELS, PROVIDERS
+from ..providers.catalog import backgrounds, openai_catalogue
+from ..tasks.rule import ITEM_STATUSES, MAX_DB_ID, MAX_IDS
+from ..tasks.state import OUTCOMES
 
 API = "/api/v1"
 NO_CONTROL = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"  # tab, LF and CR are text; other controls are not

@@ -16,15 +16,15 @@ SWEEP_LOCK = "igny8:sweep:scheduled"
 
 def process_image_generation_queue(task_id: str) -> dict[str, Any]:
     """Generate every image of the task; returns the task's result body."""
-    from .generation import BatchRunner
+    from .runner import BatchRunner
 
     return BatchRunner(current_app._get_current_object(), task_id).run()
 
 
 def reconcile_stuck_work() -> dict[str, Any]:
     """The periodic sweep: fail what a dead worker left behind, then schedule the next sweep."""
+    from ..redis_client import get_rq_redis
     from .reconcile import reconcile
-    from .redis_client import get_rq_redis
 
     failed = reconcile()
     connection = get_rq_redis()

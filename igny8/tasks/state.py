@@ -12,11 +12,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from .extensions import db
-from .models import GenerationTask, Image
-from .progress import ProgressStore
-from .queueing import queue_item
-from .redis_client import get_redis
+from ..extensions import db
+from ..models import GenerationTask, Image
+from ..progress.store import ProgressStore
+from ..redis_client import get_redis
+from .rule import queue_item
 
 _TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FINAL_STATES = ("SUCCESS", "FAILURE")

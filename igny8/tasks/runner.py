@@ -17,19 +17,19 @@ from flask import Flask, current_app
 from redis.exceptions import RedisError
 from rq import get_current_job
 
-from .extensions import db
-from .logs import event
-from .models import GenerationTask, Image, utcnow
-from .progress import ProgressStore, expected_seconds, record_latency
-from .prompts import PromptRegistry
-from .providers import get_provider
-from .providers.base import GeneratedImage, ImageProvider, ImageRequest, ProviderError
-from .ratelimit import DEFAULT_LIMITS, RateLimiter
-from .redis_client import get_redis
-from .settings import image_generation_config, provider_api_key, safety_identifier
-from .storage import ImageDecodeError, StorageError, StoredVariant, get_store, seo_slug, store_image
-from .task_state import items_from_db, outcome_of, progress_store, result_body, summary_from_task
-from .text import inert, plain
+from ..content.prompts import PromptRegistry
+from ..extensions import db
+from ..integrations.settings import image_generation_config, provider_api_key, safety_identifier
+from ..logs import event
+from ..media.stores import ImageDecodeError, StorageError, StoredVariant, get_store, seo_slug, store_image
+from ..models import GenerationTask, Image, utcnow
+from ..progress.store import ProgressStore, expected_seconds, record_latency
+from ..providers import get_provider
+from ..providers.base import GeneratedImage, ImageProvider, ImageRequest, ProviderError
+from ..providers.ratelimit import DEFAULT_LIMITS, RateLimiter
+from ..redis_client import get_redis
+from ..text import inert, plain
+from .state import items_from_db, outcome_of, progress_store, result_body, summary_from_task
 
 MAX_ATTEMPTS = 3
 BACKOFF_SECONDS = (1.0, 3.0)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ..content.articles import create_article, validate_article
+from ..extensions import db
+from ..integrations.settings import save_image_generation
+from ..models import Account, Content
 from .auth import create_user, find_user_by_email
-from .content import create_article, validate_article
-from .extensions import db
-from .models import Account, Content
-from .settings import save_image_generation
 
 DEMO_EMAIL = "demo@igny8.test"
 DEMO_PASSWORD = "demo-password"

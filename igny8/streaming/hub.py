@@ -32,7 +32,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from .progress import events_key
+from ..progress.store import events_key
 
 log = logging.getLogger(__name__)
 Event = tuple[str, str, dict[str, Any]]  # (id, event name, payload)

@@ -6,16 +6,16 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from .auth import create_user, find_user_by_email
-from .extensions import db
-from .models import Account
+from ..accounts.auth import create_user, find_user_by_email
+from ..extensions import db
+from ..models import Account
 
 
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
     """Create the demo account, login and articles (safe to run again)."""
-    from .demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo
+    from ..accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo
 
     account = seed_demo()
     click.echo(f"Demo account {account.name!r} ready: log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
@@ -58,7 +58,7 @@ def grant_operator_command(email: str, revoke: bool) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from .cli_images import images_group, settings_group, tasks_group
+    from .images import images_group, settings_group, tasks_group
 
     for command in (seed_demo_command, create_user_command, grant_operator_command, images_group, tasks_group,
                     settings_group):

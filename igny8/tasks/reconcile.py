@@ -18,11 +18,11 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
-from .extensions import db
-from .logs import event
-from .models import GenerationTask, Image, utcnow
-from .redis_client import get_rq_redis
-from .task_state import items_from_db, progress_store, result_body, summary_from_task
+from ..extensions import db
+from ..logs import event
+from ..models import GenerationTask, Image, utcnow
+from ..redis_client import get_rq_redis
+from .state import items_from_db, progress_store, result_body, summary_from_task
 
 TASK_ERROR = "The worker running this batch stopped (killed or out of memory) before it finished."
 IMAGE_ERROR = "Generation was interrupted because the worker stopped; queue this image again."
