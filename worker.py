@@ -22,9 +22,8 @@ from rq.scheduler import RQScheduler
 from igny8 import create_app
 from igny8.extensions import db
 from igny8.redis_client import get_rq_redis
-from igny8.tasks.jobs import MAINTENANCE_QUEUE, schedule_sweep
+from igny8.tasks.jobs import IMAGES_QUEUE, MAINTENANCE_QUEUE, schedule_sweep
 from igny8.tasks.reconcile import reconcile
-from igny8.tasks.rule import QUEUE_NAME
 
 WORKER_TTL = 25
 
@@ -112,18 +111,18 @@ def main() -> int:
     # Import the provider SDKs and load the image codecs once here, before RQ forks a work-horse
     # per batch: a batch's first provider call then starts in ~0.1 s instead of ~0.5 s, and its
     # first image is stored ~70 ms sooner.
-    from igny8.media import stores as storage
+    from igny8.media import convert
     from igny8.providers import openai_provider, runware_provider  # noqa: F401
 
     openai_provider.shared_http_client()
-    storage.warm_up()
+    convert.warm_up()
     log = logging.getLogger("igny8.worker")
     connection = get_rq_redis()
     failed = reconcile()
     db.session.remove()
     db.engine.dispose()  # forked work-horses must not share the parent's connections
     name = f"igny8-{socket.gethostname()}-{os.getpid()}"
-    queues = [Queue(QUEUE_NAME, connection=connection), Queue(MAINTENANCE_QUEUE, connection=connection)]
+    queues = [Queue(IMAGES_QUEUE, connection=connection), Queue(MAINTENANCE_QUEUE, connection=connection)]
     log.info("worker_start name=%s queues=%s redis=%s database=%s reconciled=%d", name,
              ",".join(q.name for q in queues), connection.connection_pool.connection_kwargs.get("port"),
              db.engine.url.render_as_string(hide_password=True), len(failed))

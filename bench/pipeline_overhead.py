@@ -6,14 +6,14 @@ The account uses the offline ``local`` provider with zero latency (it still rend
 a placeholder: that is its "provider time").
 
 1. In process: 10 articles x (1 featured + 4 in-article) = 50 images are queued with
-   ``batches.queue_batch`` and the job body, ``generation.BatchRunner``, runs them in an app
+   ``tasks.service.queue_task`` and the job body, ``tasks.runner.TaskRunner``, runs them in an app
    context. A subclass times every ``provider.generate`` and ``store_variants`` call, and a
-   wrapper times ``storage.convert`` inside it. That batch stores each image before the next
+   wrapper times ``variants.convert`` inside it. That batch stores each image before the next
    provider call, so overhead = wall time - provider - storage exactly; a second batch runs as
    the worker does (storing on a thread, overlapping the next call) for its wall time.
 2. One real worker (``worker.py``): another 50 images, from the generate call to the task's
    SUCCESS in the database: the images/s a worker reaches (RQ's fork and imports included).
-3. ``storage.convert`` of a 1024x1024 image to webp desktop + mobile (768 px), median of 10:
+3. ``variants.convert`` of a 1024x1024 image to webp desktop + mobile (768 px), median of 10:
    the placeholder PNG, and a photo-like PNG (noise at several scales, to encode like a photo).
 
 The baseline is the conversion itself: the work every image needs, whatever our code does.
@@ -39,16 +39,17 @@ from PIL import Image, ImageChops
 from igny8.content.articles import create_article, validate_article
 from igny8.extensions import db
 from igny8.integrations.settings import save_image_generation
-from igny8.media import stores as storage
+from igny8.media import variants
+from igny8.media.stores import MediaStore
 from igny8.models import GenerationTask
 from igny8.models import Image as ImageRow
-from igny8.providers.base import GeneratedImage, ImageProvider, ImageRequest
+from igny8.providers.base import GeneratedImage, ImageRequest
 from igny8.providers.local_provider import LocalProvider
-from igny8.tasks.runner import BatchRunner
-from igny8.tasks.service import queue_batch
+from igny8.tasks.runner import TaskRunner, Tools
+from igny8.tasks.service import queue_task
 
 
-class TimedRunner(BatchRunner):
+class TimedRunner(TaskRunner):
     """The job body, with the provider and storage steps timed. With ``overlap`` False, each image
     is stored before the next provider call (no storing thread), so that wall time - provider -
     storage is exactly our own overhead; with True, the job runs as the worker runs it."""
@@ -60,13 +61,14 @@ class TimedRunner(BatchRunner):
     def run_images(self, image_ids: list[int]) -> str | None:
         if self.overlap:
             return super().run_images(image_ids)
-        provider = self.make_provider()  # self.storer stays None: run_image stores inline
+        tools = self.make_tools()  # self.storer stays None: run_image stores inline
         for image_id in image_ids:
-            self.run_image(provider, image_id)
+            self.run_image(tools, image_id)
         return None
 
-    def make_provider(self) -> ImageProvider:
-        provider = super().make_provider()
+    def make_tools(self) -> Tools:
+        tools = super().make_tools()
+        provider = tools.provider
         original, self.provider_s = provider.generate, []
 
         def generate(request: Any, on_partial: Any = None) -> GeneratedImage:
@@ -77,12 +79,13 @@ class TimedRunner(BatchRunner):
                 self.provider_s.append(time.perf_counter() - started)
 
         provider.generate = generate  # type: ignore[method-assign]
-        return provider
+        return tools
 
-    def store_variants(self, image: ImageRow, generated: GeneratedImage) -> list[storage.StoredVariant]:
+    def store_variants(self, store: MediaStore, image: ImageRow,
+                       generated: GeneratedImage) -> list[variants.StoredVariant]:
         started = time.perf_counter()
         try:
-            return super().store_variants(image, generated)
+            return super().store_variants(store, image, generated)
         finally:
             self.store_s.append(time.perf_counter() - started)
 
@@ -108,15 +111,15 @@ def queue_images(stack: Stack, account_id: int, count: int, tag: str) -> str:
                                       "in_article_prompts": [f"Detail {p} of the forest, {n}" for p in range(1, 5)]})
             ids += [img.id for img in create_article(account_id, clean).images]
         db.session.commit()
-        task = queue_batch(account_id, {"ids": ids[:count]}).task
+        task = queue_task(account_id, {"ids": ids[:count]}).task
         return task.id
 
 
 def in_process(stack: Stack, account_id: int, count: int, *, overlap: bool) -> dict[str, float]:
     task_id = queue_images(stack, account_id, count, "Overlapped" if overlap else "Serial")
     convert_s: list[float] = []
-    original_convert = storage.convert
-    storage.convert = timed(original_convert, convert_s)  # store_image looks it up at call time
+    original_convert = variants.convert
+    variants.convert = timed(original_convert, convert_s)  # store_image looks it up at call time
     try:
         with stack.app.app_context():
             runner = TimedRunner(stack.app, task_id)
@@ -125,7 +128,7 @@ def in_process(stack: Stack, account_id: int, count: int, *, overlap: bool) -> d
             result = runner.run()
             wall = time.perf_counter() - started
     finally:
-        storage.convert = original_convert
+        variants.convert = original_convert
     if result.get("completed") != count:
         raise RuntimeError(f"the batch did not generate every image: {result}")
     provider, store, convert = sum(runner.provider_s), sum(runner.store_s), sum(convert_s)
@@ -165,15 +168,15 @@ def photo_like(size: int = 1024) -> bytes:
 
 
 def conversion(samples: dict[str, bytes], repeat: int = 10) -> dict[str, tuple[float, int]]:
-    """Median seconds and webp bytes (desktop + mobile) of ``storage.convert`` per sample."""
+    """Median seconds and webp bytes (desktop + mobile) of ``variants.convert`` per sample."""
     out = {}
     for name, data in samples.items():
         times, size = [], 0
         for _ in range(repeat):
             started = time.perf_counter()
-            variants = storage.convert(data, "webp", desktop=True, mobile=True)
+            encoded = variants.convert(data, "webp", desktop=True, mobile=True)
             times.append(time.perf_counter() - started)
-            size = sum(len(v[1]) for v in variants)
+            size = sum(len(v[1]) for v in encoded)
         out[name] = (statistics.median(times), size)
     return out
 
@@ -205,17 +208,17 @@ def main() -> int:
     table(f"One batch of {args.images} images, local provider with zero latency (ms per image)",
           ["step", "ms/image", "share"],
           [[name, f"{steps[key] * 1000:.1f}", f"{steps[key] / per_image:.0%}"] for name, key in
-           (("provider (placeholder render + encode)", "provider"), ("conversion (storage.convert)", "convert"),
+           (("provider (placeholder render + encode)", "provider"), ("conversion (variants.convert)", "convert"),
             ("file writes (fsync, 2 variants)", "write"), ("our overhead (DB, Redis, prompt, limit)", "overhead"))]
           + [["total, each image stored before the next call", f"{per_image * 1000:.1f}", "100%"],
              ["total as the worker runs it (storing overlaps the next call)",
               f"{overlapped['wall'] / args.images * 1000:.1f}", f"{overlapped['wall'] / steps['wall']:.0%}"]])
     table("Throughput of one worker (images/s)", ["run", "images/s"],
-          [["in-process BatchRunner, serial", f"{args.images / steps['wall']:.2f}"],
-           ["in-process BatchRunner, storing overlapped", f"{args.images / overlapped['wall']:.2f}"],
+          [["in-process TaskRunner, serial", f"{args.images / steps['wall']:.2f}"],
+           ["in-process TaskRunner, storing overlapped", f"{args.images / overlapped['wall']:.2f}"],
            ["worker.py, generate call -> SUCCESS", f"{args.images / worker_wall:.2f}"],
            ["zero-overhead (provider + conversion + writes only)", f"{1 / floor:.2f}"]])
-    table("storage.convert to webp desktop + mobile 768 px (median of 10)", ["input", "ms", "webp KB"],
+    table("variants.convert to webp desktop + mobile 768 px (median of 10)", ["input", "ms", "webp KB"],
           [[name, f"{t * 1000:.1f}", f"{size / 1024:.0f}"] for name, (t, size) in convert.items()])
     ratio = steps["overhead"] / (steps["convert"] + steps["write"])
     print(f"\nratio overhead / (conversion + writes): {ratio:.2f}; serially a worker reaches "

@@ -2,16 +2,16 @@
 
 Starts a private Redis, a temporary SQLite database (or ``DATABASE_URL``) and the app under
 ``gunicorn -k gevent -w 1`` on 127.0.0.1, and queues two one-image tasks the way the API does
-(``batches.queue_batch``: a GenerationTask row, the progress hashes, an RQ job that no worker
+(``tasks.service.queue_task``: a GenerationTask row, the progress hashes, an RQ job that no worker
 takes, so the tasks stay PENDING and alive).
 
 1. Event stream: one client reads ``GET /api/v1/tasks/<id>/events`` (raw asyncio socket,
    Bearer token) while this process writes ``--updates`` progress updates exactly as the worker
-   does (``ProgressStore.write_image``), one every 5-10 ms (random), each carrying ``sent_at`` =
-   ``time.time()`` just before the write. Latency = arrival of the event's bytes - ``sent_at``.
+   does (``ProgressStore.write_image``), one every 5-10 ms (random), each carrying ``phase_at`` =
+   ``time.time()`` just before the write. Latency = arrival of the event's bytes - ``phase_at``.
 2. Baseline, measured in the same run: a client polling ``GET /api/v1/system/settings/
    task_progress/<id>/`` every second (the seed's design) while ``--polls`` updates are written
-   at random moments 1.1-1.9 s apart. Delay = when the poll answer shows the update - ``sent_at``.
+   at random moments 1.1-1.9 s apart. Delay = when the poll answer shows the update - ``phase_at``.
 
 Prints p50/p99/max of both and the ratio. Targets: stream p50 <= 5 ms, p99 <= 25 ms, and at
 least 100x better than polling (p50 against p50).
@@ -26,19 +26,20 @@ import json
 import random
 import threading
 import time
-from typing import Any
 
 import harness
 import requests
 from harness import Stack, ms, pct, table, verdict
 
+from igny8.progress.schema import QueueItem
 from igny8.progress.store import ProgressStore
 
 WARMUP = 50  # first stream updates, not counted (connection and code paths warm up)
 
+BENCH_NOTE = "bench "  # + the sequence number of the write
 
 class StreamProbe(threading.Thread):
-    """One SSE client in its own thread and event loop; records latency per ``bench_seq``."""
+    """One SSE client in its own thread and event loop; records latency per sequence number (in ``note``)."""
 
     def __init__(self, port: int, task_id: str, token: str) -> None:
         super().__init__(daemon=True, name="sse-probe")
@@ -67,8 +68,9 @@ class StreamProbe(threading.Thread):
                     self.ready.set()
                 elif event == "image":
                     payload = json.loads(data)
-                    if payload.get("bench_seq") is not None:
-                        self.latency[int(payload["bench_seq"])] = received - float(payload["sent_at"])
+                    if (payload.get("note") or "").startswith(BENCH_NOTE):
+                        seq = int(payload["note"][len(BENCH_NOTE):])
+                        self.latency[seq] = received - float(payload["phase_at"])
         finally:
             writer.close()
 
@@ -78,12 +80,13 @@ class StreamProbe(threading.Thread):
         self.join(5)
 
 
-def write(store: ProgressStore, task_id: str, item: dict[str, Any], seq: int) -> None:
-    item.update(status="processing", phase="request_sent", progress=seq % 100, bench_seq=seq, sent_at=time.time())
+def write(store: ProgressStore, task_id: str, item: QueueItem, seq: int) -> None:
+    item.status, item.phase, item.progress, item.note = "processing", "request_sent", seq % 100, f"{BENCH_NOTE}{seq}"
+    item.phase_at = time.time()
     store.write_image(task_id, item)
 
 
-def measure_stream(stack: Stack, port: int, token: str, task_id: str, item: dict[str, Any],
+def measure_stream(stack: Stack, port: int, token: str, task_id: str, item: QueueItem,
                    updates: int) -> list[float]:
     probe = StreamProbe(port, task_id, token)
     probe.start()
@@ -105,7 +108,7 @@ def measure_stream(stack: Stack, port: int, token: str, task_id: str, item: dict
     return [probe.latency[seq] for seq in range(WARMUP, WARMUP + updates)]
 
 
-def measure_polling(stack: Stack, url: str, headers: dict[str, str], task_id: str, item: dict[str, Any],
+def measure_polling(stack: Stack, url: str, headers: dict[str, str], task_id: str, item: QueueItem,
                     updates: int) -> list[float]:
     delays: list[float] = []
     stop = threading.Event()
@@ -116,7 +119,7 @@ def measure_polling(stack: Stack, url: str, headers: dict[str, str], task_id: st
             body = session.get(f"{url}/api/v1/system/settings/task_progress/{task_id}/", headers=headers,
                                timeout=10).json()
             seen = time.time()
-            value = body["meta"]["queue"][0].get("sent_at")
+            value = body["meta"]["queue"][0].get("phase_at")
             if value and value != last:
                 last = value
                 delays.append(seen - float(value))

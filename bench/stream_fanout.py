@@ -9,8 +9,8 @@ one-image tasks the way the API does (they stay PENDING: no worker runs). For ea
   dependency) opens N streams ``GET /api/v1/tasks/<id>/events`` with a Bearer token, spread
   evenly over the N/10 tasks, and reports READY once every stream has its snapshot;
 - this process then writes one progress update per task per second for ``--seconds`` seconds
-  (``ProgressStore.write_image`` with ``sent_at`` = time.time(), as the worker writes), so each
-  update fans out to ~10 streams; latency = arrival at the client - ``sent_at``;
+  (``ProgressStore.write_image`` with ``phase_at`` = time.time(), as the worker writes), so each
+  update fans out to ~10 streams; latency = arrival at the client - ``phase_at``;
 - meanwhile it samples the resident memory of the gunicorn *worker* (not the master) and the
   Redis connections: ``CLIENT LIST`` on the bench Redis (every client, ours included) and the
   web worker's own TCP connections to Redis (psutil).
@@ -41,6 +41,7 @@ import harness
 import psutil
 from harness import Stack, ms, pct, table, verdict
 
+from igny8.progress.schema import QueueItem
 from igny8.progress.store import ProgressStore
 
 CONNECTING_AT_ONCE = 100  # streams being opened concurrently by the client (the rest wait)
@@ -131,7 +132,7 @@ def wait_released(web: harness.Web, limit: float = 40.0) -> float:
     return time.monotonic() - start
 
 
-def write_updates(stack: Stack, tasks: list[tuple[str, dict[str, Any]]], seconds: float) -> int:
+def write_updates(stack: Stack, tasks: list[tuple[str, QueueItem]], seconds: float) -> int:
     """Each task gets one update per second, the writes spread evenly over the second."""
     store, written = ProgressStore(stack.redis), 0
     gap, start = 1.0 / len(tasks), time.monotonic()
@@ -139,13 +140,13 @@ def write_updates(stack: Stack, tasks: list[tuple[str, dict[str, Any]]], seconds
         for task_id, item in tasks:
             due = start + written * gap
             time.sleep(max(0.0, due - time.monotonic()))
-            item.update(progress=written % 100, sent_at=time.time())
+            item.progress, item.phase_at = written % 100, time.time()
             store.write_image(task_id, item)
             written += 1
     return written
 
 
-def run_level(stack: Stack, web: harness.Web, token: str, tasks: list[tuple[str, dict[str, Any]]], count: int,
+def run_level(stack: Stack, web: harness.Web, token: str, tasks: list[tuple[str, QueueItem]], count: int,
               seconds: float) -> dict[str, Any]:
     level_tasks = tasks[:max(1, count // 10)]
     command = [sys.executable, __file__, "--as-client", "--port", str(web.port), "--token", token,

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .content.articles import ContentError
 from .integrations.settings import SettingsError
+from .tasks.requests import QueueError
 
 
 def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
-def api_error(status: int, error: str, errors: dict[str, str] | None = None):  # noqa: ANN201
+def api_error(status: int, error: str, errors: dict[str, str] | None = None) -> ResponseReturnValue:
     body = {"success": False, "error": error}
     if errors:
         body["errors"] = errors
@@ -23,7 +25,7 @@ def api_error(status: int, error: str, errors: dict[str, str] | None = None):  #
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def _csrf(exc: CSRFError):  # noqa: ANN202
+    def _csrf(exc: CSRFError) -> ResponseReturnValue:
         message = "The form expired or the CSRF token is missing; reload the page and try again."
         if wants_json():
             return api_error(400, message)
@@ -31,11 +33,15 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(SettingsError)
     @app.errorhandler(ContentError)
-    def _invalid(exc: SettingsError | ContentError):  # noqa: ANN202
+    def _invalid(exc: SettingsError | ContentError) -> ResponseReturnValue:
         return api_error(400, "Some fields are not valid.", exc.errors)
 
+    @app.errorhandler(QueueError)
+    def _not_queued(exc: QueueError) -> ResponseReturnValue:
+        return api_error(exc.status, exc.message)
+
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # noqa: ANN202
+    def _http(exc: HTTPException) -> ResponseReturnValue:
         message = exc.description or exc.name
         if wants_json():
             response, status = api_error(exc.code or 500, message)

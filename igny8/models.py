@@ -11,10 +11,14 @@ from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+from .progress.schema import RUNNING_STATES, ImageStatus, TaskState
 
-IMAGE_STATUSES = ("pending", "queued", "processing", "generated", "failed")
+IMAGE_STATUSES = tuple(ImageStatus)
 IMAGE_TYPES = ("featured", "in_article")
-TASK_STATES = ("PENDING", "PROGRESS", "SUCCESS", "FAILURE")
+TASK_STATES = tuple(TaskState)
+# Ids are INTEGER columns: PostgreSQL refuses a larger number in a query ("integer out of range"),
+# so a bigger id can only be a caller's mistake, answered 400 or 404 before any query.
+MAX_DB_ID = 2**31 - 1
 INTEGRATION_TYPES = ("image_generation", "openai", "runware")
 
 
@@ -77,7 +81,7 @@ class Image(db.Model):
     type: Mapped[str] = mapped_column(String(20))
     position: Mapped[int] = mapped_column(default=0)
     prompt: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=ImageStatus.PENDING)
     # The task that holds this image while it is queued or processing.
     task_id: Mapped[str | None] = mapped_column(String(64), index=True)
     image_url: Mapped[str | None] = mapped_column(String(500))
@@ -156,7 +160,7 @@ class GenerationTask(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     content_id: Mapped[int | None] = mapped_column(ForeignKey("content.id"), index=True)
     image_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
-    state: Mapped[str] = mapped_column(String(20), default="PENDING", index=True)
+    state: Mapped[str] = mapped_column(String(20), default=TaskState.PENDING, index=True)
     total: Mapped[int] = mapped_column(default=0)
     completed: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
@@ -173,4 +177,4 @@ class GenerationTask(db.Model):
 
     @property
     def running(self) -> bool:
-        return self.state in ("PENDING", "PROGRESS")
+        return self.state in RUNNING_STATES

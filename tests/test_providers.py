@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import pytest
 from PIL import Image
 
-from igny8.media.stores import ImageDecodeError, convert
+from igny8.media.convert import ImageDecodeError, convert
 from igny8.providers import DEFAULT_MODELS, MODELS, PROVIDERS, RETIRED_MODELS, get_provider, retired_model_message
 from igny8.providers.base import ImageProvider, ImageRequest, ProviderError, parse_retry_after
 from igny8.providers.runware_provider import RunwareProvider

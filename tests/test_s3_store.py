@@ -20,7 +20,8 @@ from PIL import Image as PILImage
 
 from igny8.config import Config
 from igny8.extensions import db
-from igny8.media.stores import LocalMediaStore, S3MediaStore, StorageError, get_store, store_image
+from igny8.media.stores import LocalMediaStore, S3MediaStore, StorageError, get_store
+from igny8.media.variants import store_image
 from igny8.models import Image
 from igny8.ops.redis_server import free_port
 from tests.test_generation import GENERATE, article, configure, finished

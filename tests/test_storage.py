@@ -14,17 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from igny8.media.stores import (
-    ImageDecodeError,
-    LocalMediaStore,
-    StorageError,
-    convert,
-    get_store,
-    seo_slug,
-    store_image,
-    warm_up,
-)
+from igny8.media.convert import ImageDecodeError, convert, warm_up
+from igny8.media.naming import seo_slug
+from igny8.media.stores import LocalMediaStore, StorageError, get_store
 from igny8.media.stores import _message as storage_message
+from igny8.media.variants import store_image
 
 PIL_NAMES = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG", "jpg": "JPEG"}
 

@@ -11,6 +11,7 @@ Scripts run as ``.venv/bin/python bench/<name>.py``: their folder is on ``sys.pa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -214,11 +215,11 @@ class Stack:
 
 
 def queue_tasks(stack: Stack, account_id: int, count: int) -> list[tuple[str, dict[str, Any]]]:
-    """``count`` one-image tasks queued as the API queues them (``batches.queue_batch``: a task
+    """``count`` one-image tasks queued as the API queues them (``tasks.service.queue_task``: a task
     row, its progress hashes, an RQ job). With no worker running they stay PENDING, and alive:
     the reconciler only fails a PENDING task whose job is gone. Returns (task id, queue item)."""
     from igny8.content.articles import create_article, validate_article
-    from igny8.tasks.service import queue_batch
+    from igny8.tasks.service import queue_task
 
     tasks = []
     with stack.app.app_context():
@@ -226,9 +227,9 @@ def queue_tasks(stack: Stack, account_id: int, count: int) -> list[tuple[str, di
             clean = validate_article({"title": f"Article {n}", "featured_prompt": "A red fox in the snow"})
             content = create_article(account_id, clean)
             db.session.commit()
-            batch = queue_batch(account_id, {"content_id": content.id})
+            batch = queue_task(account_id, {"content_id": content.id})
             task, items = batch.task, batch.items
-            tasks.append((task.id, dict(items[0])))
+            tasks.append((task.id, dataclasses.replace(items[0])))
     return tasks
 
 
@@ -269,8 +270,9 @@ async def sse_events(reader: asyncio.StreamReader) -> AsyncIterator[tuple[str, s
 
 
 def sent_at(data: str) -> float | None:
-    """The ``sent_at`` a benchmark writer put into an image event, if any."""
-    value = json.loads(data).get("sent_at")
+    """When a benchmark writer wrote an image event: its ``phase_at`` (a benchmark sets it to
+    time.time() just before the write, as the runner does at each phase), if any."""
+    value = json.loads(data).get("phase_at")
     return float(value) if value else None
 
 

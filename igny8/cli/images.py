@@ -14,15 +14,17 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..integrations.settings import CREDENTIAL_TYPES, credentials_public, image_generation_config
-from ..models import Account, Content, GenerationTask
+from ..models import MAX_DB_ID, Account, Content, GenerationTask
+from ..progress.schema import ImageStatus, ItemStatus, Outcome, QueueItem
 from ..redis_client import get_rq_redis
 from ..streaming.events import task_events
 from ..tasks.reconcile import reconcile
-from ..tasks.rule import MAX_DB_ID, QueueError
-from ..tasks.service import queue_batch
+from ..tasks.requests import QueueError
+from ..tasks.service import queue_task
 from ..text import plain
 
 BAR_WIDTH = 24
+COLOURS = {ItemStatus.COMPLETED: "green", ItemStatus.FAILED: "red", ItemStatus.PROCESSING: "cyan"}
 
 
 class TerminalBars:
@@ -52,9 +54,9 @@ class TerminalBars:
 
     @staticmethod
     def line(item: dict[str, Any]) -> str:
-        percent = 100 if item["status"] == "completed" else int(item.get("progress") or 0)
+        percent = QueueItem.from_dict(item).shown_progress
         filled = BAR_WIDTH * percent // 100
-        colour = {"completed": "green", "failed": "red", "processing": "cyan"}.get(item["status"])
+        colour = COLOURS.get(item["status"])
         bar = click.style("█" * filled + "░" * (BAR_WIDTH - filled), fg=colour)
         tail = plain(item.get("error") or item.get("image_url") or "")  # rows stored before errors were cleaned
         return f"#{item['index']:<2} {item['label']:<20} {bar} {percent:3d}% {item['status']:<10} {tail}"
@@ -76,18 +78,18 @@ def watch(account_id: int, task_id: str) -> dict[str, Any]:
     raise click.ClickException(f"Task {task_id} not found.")
 
 
-OUTCOME_WORDS = {"generated": "all images generated", "partial": "partly generated",
-                 "failed": "no image was generated", "cancelled": "cancelled"}
+OUTCOME_WORDS = {Outcome.GENERATED: "all images generated", Outcome.PARTIAL: "partly generated",
+                 Outcome.FAILED: "no image was generated", Outcome.CANCELLED: "cancelled"}
 
 
 def _finish(result: dict[str, Any]) -> None:
     """Print the outcome in words; exit 1 unless every image was generated."""
     duration = f" in {result['duration_seconds']:.1f} s" if result.get("duration_seconds") else ""
-    outcome = result.get("outcome") or "failed"
+    outcome = result.get("outcome") or Outcome.FAILED
     click.echo(f"{result['state']}: {result['completed']} generated, {result['failed']} failed{duration}, "
                f"cost ${result.get('cost') or 0:.4f} — outcome: {outcome} ({OUTCOME_WORDS.get(outcome, outcome)})"
                + (f" — {plain(result['error'])}" if result.get("error") else ""))
-    if outcome != "generated":
+    if outcome != Outcome.GENERATED:
         sys.exit(1)
 
 
@@ -100,7 +102,7 @@ def _article(content_id: int) -> Content:
 
 def _queue_and_watch(content: Content, body: dict[str, Any], no_wait: bool) -> None:
     try:
-        batch = queue_batch(content.account_id, body)
+        batch = queue_task(content.account_id, body)
     except QueueError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{'Already running' if batch.existing else 'Queued'}: task {batch.task.id}, {len(batch.items)} "
@@ -153,7 +155,7 @@ def retry_command(content_id: int, no_wait: bool) -> None:
     """Generate the article's failed images again (all of them, whatever the cap: they were chosen
     before) and show a live bar per image."""
     content = _article(content_id)
-    failed = [img.id for img in content.images if img.status == "failed" and img.prompt.strip()]
+    failed = [img.id for img in content.images if img.status == ImageStatus.FAILED and img.prompt.strip()]
     if not failed:
         raise click.ClickException(f"No failed image in “{content.title}”: nothing to retry.")
     _queue_and_watch(content, {"ids": failed}, no_wait)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import IMAGE_STATUSES, Content, GenerationTask, Image
+from ..progress.schema import HELD_STATUSES, RUNNING_STATES, ImageStatus
 
 MAX_TITLE = 300
 MAX_HTML = 200_000
@@ -107,12 +108,12 @@ def update_article(content: Content, clean: dict[str, Any]) -> None:
             if prompt:
                 content.images.append(Image(account_id=content.account_id, type=key[0],
                                             position=key[1], prompt=prompt))
-        elif image.status not in ("queued", "processing") and image.prompt != prompt:
+        elif image.status not in HELD_STATUSES and image.prompt != prompt:
             image.prompt = prompt
-            if image.status != "pending":
-                image.status, image.error = "pending", None
+            if image.status != ImageStatus.PENDING:
+                image.status, image.error = ImageStatus.PENDING, None
     for key, image in existing.items():
-        if key not in wanted and image.status not in ("queued", "processing"):
+        if key not in wanted and image.status not in HELD_STATUSES:
             content.images.remove(image)
 
 
@@ -177,7 +178,7 @@ def running_tasks(account_id: int, articles: list[Content]) -> dict[int, str]:
     rows = db.session.execute(
         select(GenerationTask.content_id, GenerationTask.id)
         .where(GenerationTask.account_id == account_id, GenerationTask.content_id.in_(ids),
-               GenerationTask.state.in_(("PENDING", "PROGRESS")))
+               GenerationTask.state.in_(RUNNING_STATES))
         .order_by(GenerationTask.created_at)
     ).all()
     return {content_id: task_id for content_id, task_id in rows}
@@ -186,7 +187,8 @@ def running_tasks(account_id: int, articles: list[Content]) -> dict[int, str]:
 def account_totals(account_id: int) -> dict[str, float | int]:
     """Images generated and failed, and the provider cost recorded, for the whole account."""
     row = db.session.execute(
-        select(func.count().filter(Image.status == "generated"), func.count().filter(Image.status == "failed"),
+        select(func.count().filter(Image.status == ImageStatus.GENERATED),
+               func.count().filter(Image.status == ImageStatus.FAILED),
                func.coalesce(func.sum(Image.cost), 0.0)).where(Image.account_id == account_id)
     ).one()
     return {"generated": row[0], "failed": row[1], "cost": float(row[2])}

@@ -14,35 +14,26 @@ longer has) and goes on to ``done``. Only an outage longer than STREAM_OUTAGE_SE
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from flask import Flask, current_app
+from flask import current_app
 from redis.exceptions import RedisError
 
 from ..extensions import db
 from ..models import GenerationTask
-from ..progress.store import valid_event_id
-from ..tasks.reconcile import reconcile
-from ..tasks.state import FINAL_STATES, get_task, progress_body, progress_store, result_body, task_view
+from ..progress.schema import FINAL_STATES, KEEPALIVE, LOST, REVOKED, EventName, TaskEvent, valid_event_id
+from ..tasks.readout import get_task, progress_body, progress_store, result_body, task_view
+from ..tasks.reconcile import check_task
 from .hub import StreamHub, Subscriber, get_hub
 
 KEEPALIVE_SECONDS = 15.0
 OUTAGE_SECONDS = 30.0  # default STREAM_OUTAGE_SECONDS: how long an open stream waits for Redis
-RETRY_MS = 2_000
-KEEPALIVE = ("", "keepalive", {})
-LOST = ("", "lost", {})
-REVOKED = ("", "revoked", {})  # the credential that opened the stream is gone
-Event = tuple[str, str, dict[str, Any]]  # (id, event name, payload)
-# (event name, payload, event id) -> the text of one or more SSE events
-Formatter = Callable[[str, dict[str, Any], str], str]
 
 
 def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
                 keepalive: float = KEEPALIVE_SECONDS, still_allowed: Callable[[], bool] | None = None,
-                recheck: float | None = None) -> Iterator[Event]:
+                recheck: float | None = None) -> Iterator[TaskEvent]:
     """Every event of the task from the client's point on; KEEPALIVE when nothing moved for
     ``keepalive`` seconds; a fresh ``snapshot`` when Redis came back without the events the
     client needs; LOST (then the end) when Redis stayed away for STREAM_OUTAGE_SECONDS;
@@ -59,14 +50,14 @@ def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
         if opening is None:
             return
         yield from opening
-        if opening[-1][1] == "done":
+        if opening[-1].name == EventName.DONE:
             return
-        last_id = opening[0][0]
+        last_id = opening[0].id
     yield from _follow(account_id, task_id, last_id, _Timers(keepalive, recheck if still_allowed else None),
                        still_allowed or (lambda: True))
 
 
-def _snapshot(account_id: int, task_id: str) -> list[Event] | None:
+def _snapshot(account_id: int, task_id: str) -> list[TaskEvent] | None:
     """``snapshot`` of the task as it is now (plus ``done`` when it has ended); None when there
     is no such task. Leaves no database connection checked out: a stream stays open for
     minutes, and a few dozen watchers must not exhaust the pool."""
@@ -75,12 +66,12 @@ def _snapshot(account_id: int, task_id: str) -> list[Event] | None:
         return None
     try:
         summary, items, last_id = task_view(task)
-        ended = task.state in FINAL_STATES and summary["state"] in FINAL_STATES
+        ended = task.state in FINAL_STATES and summary.finished
     finally:
         db.session.close()
-    events: list[Event] = [(last_id, "snapshot", progress_body(summary, items))]
+    events = [TaskEvent(last_id, EventName.SNAPSHOT, progress_body(summary, items))]
     if ended:
-        events.append((last_id, "done", result_body(summary, items)))
+        events.append(TaskEvent(last_id, EventName.DONE, result_body(summary, items)))
     return events
 
 
@@ -118,7 +109,7 @@ def _outage(hub: StreamHub, joined: float, now: float) -> float | None:
 
 
 def _follow(account_id: int, task_id: str, last_id: str, timers: _Timers,
-            still_allowed: Callable[[], bool]) -> Iterator[Event]:
+            still_allowed: Callable[[], bool]) -> Iterator[TaskEvent]:
     hub = get_hub(current_app.config["REDIS_URL"])
     outage_limit = float(current_app.config.get("STREAM_OUTAGE_SECONDS", OUTAGE_SECONDS))
     sub, joined = hub.subscribe(task_id, last_id), time.monotonic()
@@ -139,7 +130,7 @@ def _follow(account_id: int, task_id: str, last_id: str, timers: _Timers,
                 if keepalive_due:
                     timers.quiet_since = now
                     yield KEEPALIVE
-                    final = _final_if_ended(account_id, task_id)
+                    final = _done_if_ended(account_id, task_id)
                     if final is not None:
                         yield final
                         return
@@ -153,14 +144,14 @@ def _follow(account_id: int, task_id: str, last_id: str, timers: _Timers,
         hub.unsubscribe(sub)
 
 
-def _deliver(hub: StreamHub, sub: Subscriber, batch: list[Event], account_id: int,
-             task_id: str) -> Iterator[Event]:
+def _deliver(hub: StreamHub, sub: Subscriber, batch: list[TaskEvent], account_id: int,
+             task_id: str) -> Iterator[TaskEvent]:
     """Yield a batch from the hub. Returns the subscription to read on (a new one after RESYNC),
     or None when the stream is over (``done``, or the task is gone)."""
     for event in batch:
-        if event[1] != "resync":
+        if event.name != EventName.RESYNC:
             yield event
-            if event[1] == "done":
+            if event.name == EventName.DONE:
                 return None
             continue
         fresh = _snapshot(account_id, task_id)  # the hub forgot ``sub``: nothing more arrives on it
@@ -168,25 +159,25 @@ def _deliver(hub: StreamHub, sub: Subscriber, batch: list[Event], account_id: in
             yield LOST
             return None
         yield from fresh
-        if fresh[-1][1] == "done":
+        if fresh[-1].name == EventName.DONE:
             return None
         hub.unsubscribe(sub)
-        return hub.subscribe(task_id, fresh[0][0])
+        return hub.subscribe(task_id, fresh[0].id)
     return sub
 
 
-def _final_if_ended(account_id: int, task_id: str) -> Event | None:
-    """A task can end without a ``done`` in Redis (worker killed, Redis flushed): check the truth."""
+def _done_if_ended(account_id: int, task_id: str) -> TaskEvent | None:
+    """A task can end without a ``done`` in Redis (worker killed, Redis flushed): a quiet stream
+    checks the truth at each keepalive, the dead-worker check first."""
     try:
         task = _task(account_id, task_id)
         if task is None:
             return LOST
-        if task.running:
-            reconcile(task)
+        check_task(task)
         if task.running:
             return None
         summary, items, last_id = task_view(task)
-        return last_id, "done", result_body(summary, items)
+        return TaskEvent(last_id, EventName.DONE, result_body(summary, items))
     finally:
         db.session.close()  # back to the pool until the next keepalive
 
@@ -195,39 +186,3 @@ def _task(account_id: int, task_id: str) -> GenerationTask | None:
     """A fresh read of the task (None if it was deleted meanwhile)."""
     db.session.expire_all()
     return get_task(account_id, task_id)
-
-
-# ---------------------------------------------------------------- server-sent events
-
-def sse(event: str, data: str, event_id: str | None = None) -> str:
-    lines = [f"id: {event_id}"] if event_id else []
-    lines.append(f"event: {event}")
-    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
-    return "\n".join(lines) + "\n\n"
-
-
-def json_formatter(event: str, payload: dict[str, Any], event_id: str) -> str:
-    return sse(event, json.dumps(payload, separators=(",", ":")), event_id)
-
-
-def sse_stream(app: Flask, account_id: int, task_id: str, last_event_id: str | None,
-               fmt: Formatter, still_allowed: Callable[[], bool] | None = None) -> Iterator[str]:
-    """The text of an SSE response. Runs after the request (own app context and session).
-    ``still_allowed`` (see auth.credential_check) re-checks the caller's credential while it runs."""
-    with app.app_context():
-        try:
-            yield f"retry: {RETRY_MS}\n\n"
-            recheck = float(app.config.get("STREAM_AUTH_RECHECK_SECONDS", KEEPALIVE_SECONDS))
-            for event_id, event, payload in task_events(account_id, task_id, last_event_id,
-                                                        still_allowed=still_allowed, recheck=recheck):
-                if event == "keepalive":
-                    yield ": keepalive\n\n"
-                elif event == "revoked":
-                    yield ": access revoked\n\n"
-                    return
-                elif event == "lost":
-                    yield ": progress store unavailable, reconnect\n\n"
-                else:
-                    yield fmt(event, payload, event_id)
-        finally:
-            db.session.remove()

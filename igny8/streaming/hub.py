@@ -27,16 +27,13 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 
-from ..progress.store import events_key
+from ..progress.schema import RESYNC, TaskEvent, event_id_tuple, events_key, task_id_of_events_key
 
 log = logging.getLogger(__name__)
-Event = tuple[str, str, dict[str, Any]]  # (id, event name, payload)
-RESYNC = ("", "resync", {})  # the events after the subscriber's id are gone: take a fresh snapshot
 RETRY_SECONDS = 0.5  # between attempts to reach Redis again
 
 
@@ -47,11 +44,11 @@ def _exclusive(event_id: str) -> str:
 class Subscriber:
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
-        self.queue: queue.Queue[list[Event]] = queue.Queue()
+        self.queue: queue.Queue[list[TaskEvent]] = queue.Queue()
         self.skip_until: str | None = None  # its snapshot is newer than the hub's cursor
         self.stale = False  # its catch-up could not be read (Redis away): resynced on recovery
 
-    def get(self, timeout: float) -> list[Event] | None:
+    def get(self, timeout: float) -> list[TaskEvent] | None:
         """The next batch of events, or None after ``timeout`` seconds without any."""
         try:
             return self.queue.get(timeout=timeout)
@@ -89,7 +86,7 @@ class StreamHub:
                     sub.stale = True
                     missed = []
                 if missed:
-                    sub.queue.put([_event(entry_id, fields) for entry_id, fields in missed])
+                    sub.queue.put([TaskEvent.from_entry(entry_id, fields) for entry_id, fields in missed])
             elif _id_lt(cursor, after_id):
                 # The subscriber's snapshot is newer than what the hub has read: skip what it has seen.
                 sub.skip_until = after_id
@@ -191,38 +188,27 @@ class StreamHub:
                     resumed, resynced)
 
     def _dispatch(self, answer: list) -> None:
-        prefix_len = len("igny8:task:")
         with self.lock:
             for key, entries in answer:
                 if key == self.wake_key:
                     self.wake_cursor = entries[-1][0]
                     continue
-                task_id = key[prefix_len:-len(":events")]
+                task_id = task_id_of_events_key(key)
                 if task_id not in self.cursors:
                     continue  # unsubscribed meanwhile
                 self.cursors[task_id] = entries[-1][0]
-                events = [_event(entry_id, fields) for entry_id, fields in entries]
+                events = [TaskEvent.from_entry(entry_id, fields) for entry_id, fields in entries]
                 for sub in self.subscribers.get(task_id, ()):
                     if sub.stale:
                         continue  # it missed its catch-up: RESYNC comes with the recovery
                     skip = sub.skip_until
-                    batch = [e for e in events if skip is None or _id_lt(skip, e[0])]
+                    batch = [e for e in events if skip is None or _id_lt(skip, e.id)]
                     if batch:
                         sub.queue.put(batch)
 
 
-def _event(entry_id: str, fields: dict[str, str]) -> Event:
-    import json
-
-    return entry_id, fields["event"], json.loads(fields["data"])
-
-
 def _id_lt(a: str, b: str) -> bool:
-    def parts(value: str) -> tuple[int, int]:
-        ms, _, seq = value.partition("-")
-        return int(ms), int(seq or 0)
-
-    return parts(a) < parts(b)
+    return event_id_tuple(a) < event_id_tuple(b)
 
 
 _hubs: dict[str, StreamHub] = {}

@@ -10,15 +10,17 @@ from flask import current_app
 from redis import Redis
 from rq import Queue
 
+# The RQ queues: the images queue holds one job per task; the maintenance queue, the sweeps.
+IMAGES_QUEUE = "images"
 MAINTENANCE_QUEUE = "maintenance"
 SWEEP_LOCK = "igny8:sweep:scheduled"
 
 
 def process_image_generation_queue(task_id: str) -> dict[str, Any]:
     """Generate every image of the task; returns the task's result body."""
-    from .runner import BatchRunner
+    from .runner import TaskRunner
 
-    return BatchRunner(current_app._get_current_object(), task_id).run()
+    return TaskRunner(current_app._get_current_object(), task_id).run()
 
 
 def reconcile_stuck_work() -> dict[str, Any]:

@@ -21,8 +21,9 @@ from sqlalchemy import select
 from ..extensions import db
 from ..logs import event
 from ..models import GenerationTask, Image, utcnow
+from ..progress.schema import FINAL_STATES, HELD_STATUSES, RUNNING_STATES, ImageStatus, TaskState
 from ..redis_client import get_rq_redis
-from .state import items_from_db, progress_store, result_body, summary_from_task
+from .readout import items_from_db, progress_store, result_body, summary_from_task
 
 TASK_ERROR = "The worker running this batch stopped (killed or out of memory) before it finished."
 IMAGE_ERROR = "Generation was interrupted because the worker stopped; queue this image again."
@@ -47,7 +48,7 @@ def is_dead(task: GenerationTask) -> bool:
         status = JobStatus.STARTED
     if status in DEAD_JOB_STATUSES:
         return True
-    if task.state == "PROGRESS":
+    if task.state == TaskState.PROGRESS:
         stale = timedelta(seconds=current_app.config["HEARTBEAT_STALE_SECONDS"])
         return (task.heartbeat_at or task.started_at or task.created_at) < now - stale
     return status is None and task.created_at < now - PENDING_GRACE
@@ -55,26 +56,26 @@ def is_dead(task: GenerationTask) -> bool:
 
 def fail_task(task: GenerationTask, error: str = TASK_ERROR) -> None:
     images = db.session.scalars(select(Image).where(Image.task_id == task.id,
-                                                     Image.status.in_(("queued", "processing")))).all()
+                                                     Image.status.in_(HELD_STATUSES))).all()
     for image in images:
-        image.status, image.error, image.task_id = "failed", IMAGE_ERROR, None
-    task.state, task.error, task.finished_at = "FAILURE", error, utcnow()
+        image.status, image.error, image.task_id = ImageStatus.FAILED, IMAGE_ERROR, None
+    task.state, task.error, task.finished_at = TaskState.FAILURE, error, utcnow()
     task.completed = db.session.scalar(select(db.func.count()).where(
-        Image.id.in_(task.image_ids), Image.status == "generated")) or 0
+        Image.id.in_(task.image_ids), Image.status == ImageStatus.GENERATED)) or 0
     task.failed = task.total - task.completed
     db.session.commit()
     summary, items = summary_from_task(task), items_from_db(task)
     store = progress_store()
     for item in items:
         store.write_image(task.id, item)
-    store.finish_task(task.id, summary, result_body(summary, items))
+    store.finish_task(summary, result_body(summary, items))
     event("task_reconciled", level=30, account=task.account_id, task=task.id, images_failed=len(images))
 
 
 def reconcile(task: GenerationTask | None = None) -> list[str]:
     """Check one task, or every running task; returns the ids of the tasks that were failed."""
     tasks = [task] if task is not None else db.session.scalars(
-        select(GenerationTask).where(GenerationTask.state.in_(("PENDING", "PROGRESS")))).all()
+        select(GenerationTask).where(GenerationTask.state.in_(RUNNING_STATES))).all()
     failed = []
     for candidate in tasks:
         if candidate.running and is_dead(candidate):
@@ -84,15 +85,22 @@ def reconcile(task: GenerationTask | None = None) -> list[str]:
     return failed
 
 
+def check_task(task: GenerationTask) -> None:
+    """The step a read of one running task takes first (a view, or a quiet stream at its
+    keepalive): if its worker died, its images and the task are failed now, not at the next sweep."""
+    if task.running:
+        reconcile(task)
+
+
 def _release_orphans(task: GenerationTask | None) -> None:
     """Images marked queued/processing by a task that has already ended (should not happen;
     cheap to repair). Only that task's images when one task is checked (each stream keepalive)."""
-    ended = select(GenerationTask.id).where(GenerationTask.state.in_(("SUCCESS", "FAILURE")))
+    ended = select(GenerationTask.id).where(GenerationTask.state.in_(FINAL_STATES))
     if task is not None:
         ended = ended.where(GenerationTask.id == task.id)
-    orphans = db.session.scalars(select(Image).where(Image.status.in_(("queued", "processing")),
+    orphans = db.session.scalars(select(Image).where(Image.status.in_(HELD_STATUSES),
                                                      Image.task_id.in_(ended))).all()
     for image in orphans:
-        image.status, image.error, image.task_id = "failed", IMAGE_ERROR, None
+        image.status, image.error, image.task_id = ImageStatus.FAILED, IMAGE_ERROR, None
     if orphans:
         db.session.commit()

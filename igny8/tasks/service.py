@@ -1,4 +1,4 @@
-"""Create, enqueue and cancel batches (one GenerationTask + one RQ job each)."""
+"""Create, enqueue and cancel tasks (one GenerationTask row and one RQ job each, same id)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from ..extensions import db
 from ..integrations.settings import image_generation_config
 from ..logs import event
 from ..models import GenerationTask, Image, utcnow
+from ..progress.schema import QUEUED, ImageStatus, ItemStatus, QueueItem, TaskState
 from ..redis_client import get_rq_redis
 from ..text import inert
-from .jobs import process_image_generation_queue
-from .rule import QUEUE_NAME, QueueError, claim, holding_task, queue_item, select_images
-from .runner import MAX_ATTEMPTS
-from .state import items_from_db, progress_store, result_body, summary_from_task
+from .attempts import MAX_ATTEMPTS
+from .jobs import IMAGES_QUEUE, process_image_generation_queue
+from .readout import items_from_db, progress_store, result_body, summary_from_task
+from .requests import QueueError, claim, holding_task, select_images
 
 
 def job_timeout(images: int, concurrency: int) -> int:
@@ -31,18 +32,18 @@ def job_timeout(images: int, concurrency: int) -> int:
 
 
 @dataclass(frozen=True)
-class QueuedBatch:
+class QueuedTask:
     """The answer to a generate request. ``existing`` is True when every image was already held
     by a running task, which is then the answer (a double click never queues anything twice);
     ``note`` says why images were left out (the per-article cap), None when none were."""
 
     task: GenerationTask
-    items: list[dict[str, Any]]
+    items: list[QueueItem]
     existing: bool
     note: str | None
 
 
-def queue_batch(account_id: int, body: Any) -> QueuedBatch:
+def queue_task(account_id: int, body: Any) -> QueuedTask:
     """Claim the requested images for a new task and enqueue its job; raises QueueError."""
     settings = image_generation_config(account_id)
     images, content, note = select_images(account_id, body, settings["max_in_article_images"])
@@ -55,20 +56,21 @@ def queue_batch(account_id: int, body: Any) -> QueuedBatch:
             where = " of this article" if content else ""
             raise QueueError(409, f"Nothing to generate: every image{where} with a prompt is generated already."
                              + (f" {note}" if note else ""))
-        return QueuedBatch(running, items_from_db(running), True, note)
+        return QueuedTask(running, items_from_db(running), True, note)
     contents = {img.content_id for img in claimed}
     task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
                           content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed))
     db.session.add(task)
     # Built before the commit, which expires every row (reading them after it would reload each).
-    items = [queue_item(img, i, img.content.title) for i, img in enumerate(claimed, start=1)]
+    items = [QueueItem.from_image(img, i, img.content.title) for i, img in enumerate(claimed, start=1)]
     db.session.commit()
     for item in items:
-        item.update(status="pending", progress=0, image_url=None, error=None, phase="queued")
-    progress_store().init_task(task.id, summary_from_task(task), items)
+        item.status, item.progress, item.image_url, item.error = ItemStatus.PENDING, 0, None, None
+        item.phase = QUEUED.name
+    progress_store().init_task(summary_from_task(task), items)
     _enqueue(task, settings)
     event("task_queued", account=account_id, task=task.id, content=task.content_id, images=task.total)
-    return QueuedBatch(task, items, False, note)
+    return QueuedTask(task, items, False, note)
 
 
 def _enqueue(task: GenerationTask, settings: dict[str, Any]) -> None:
@@ -76,34 +78,35 @@ def _enqueue(task: GenerationTask, settings: dict[str, Any]) -> None:
     # what a writer typed goes in without markup characters (and the dashboard's job page escapes).
     title = inert(task.content.title, 120) if task.content else "several articles"
     try:
-        Queue(QUEUE_NAME, connection=get_rq_redis()).enqueue(
+        Queue(IMAGES_QUEUE, connection=get_rq_redis()).enqueue(
             process_image_generation_queue, task.id, job_id=task.id,
             job_timeout=job_timeout(task.total, settings["concurrency"]),
             description=f"Generate {task.total} image{'s' if task.total != 1 else ''} for “{title}”",
             result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
             meta={"account_id": task.account_id, "content_id": task.content_id, "content_title": title,
-                  "progress": {"state": "PENDING", "total_images": task.total, "completed": 0, "failed": 0}},
+                  "progress": {"state": TaskState.PENDING.value, "total_images": task.total, "completed": 0,
+                               "failed": 0}},
         )
     except RedisError as exc:
-        release_task(task, state="FAILURE", error="The job queue is unavailable; try again in a minute.")
+        release_task(task, state=TaskState.FAILURE, error="The job queue is unavailable; try again in a minute.")
         raise QueueError(503, "The job queue (Redis) is unavailable; nothing was queued. "
                               "Try again in a minute.") from exc
 
 
 def release_task(task: GenerationTask, *, state: str, error: str | None = None, cancelled: bool = False) -> None:
     """End a task that never ran: its queued images go back to pending."""
-    db.session.execute(db.update(Image).where(Image.task_id == task.id, Image.status == "queued")
-                       .values(status="pending", task_id=None))
+    db.session.execute(db.update(Image).where(Image.task_id == task.id, Image.status == ImageStatus.QUEUED)
+                       .values(status=ImageStatus.PENDING, task_id=None))
     task.state, task.error, task.cancelled, task.finished_at = state, error, cancelled, utcnow()
     db.session.commit()
     summary, items = summary_from_task(task), items_from_db(task)
     try:
-        progress_store().finish_task(task.id, summary, result_body(summary, items))
+        progress_store().finish_task(summary, result_body(summary, items))
     except RedisError:
         pass
 
 
-def cancel_batch(task: GenerationTask) -> None:
+def cancel_task(task: GenerationTask) -> None:
     """Stop after the image in flight; images not started go back to ``pending``."""
     if not task.running:
         raise QueueError(409, f"This batch has already finished ({task.state}).")
@@ -113,10 +116,10 @@ def cancel_batch(task: GenerationTask) -> None:
         progress_store().request_cancel(task.id)
     except RedisError:
         pass  # the job also reads the database flag
-    if task.state == "PENDING":  # not started: nothing is in flight, end it now
+    if task.state == TaskState.PENDING:  # not started: nothing is in flight, end it now
         try:
             Job.fetch(task.id, connection=get_rq_redis()).cancel()
         except (NoSuchJobError, RedisError):
             pass
-        release_task(task, state="SUCCESS", cancelled=True)
+        release_task(task, state=TaskState.SUCCESS, cancelled=True)
     event("task_cancel_requested", account=task.account_id, task=task.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
-from ..tasks.rule import MAX_DB_ID
+from ..models import MAX_DB_ID
 
 
 class IdConverter(IntegerConverter):

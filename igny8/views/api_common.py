@@ -9,7 +9,7 @@ from typing import Any
 from flask import abort, jsonify, request
 from flask_login import current_user
 
-from ..tasks.rule import MAX_DB_ID
+from ..models import MAX_DB_ID
 
 
 def api_login_required(view: Callable) -> Callable:

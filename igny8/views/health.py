@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
 from ..redis_client import get_rq_redis
-from ..tasks.rule import QUEUE_NAME
+from ..tasks.jobs import IMAGES_QUEUE
 
 bp = Blueprint("health", __name__)
 
@@ -30,7 +30,7 @@ def _redis() -> tuple[str, int | None, int | None]:
     connection = get_rq_redis()
     try:
         connection.ping()
-        return "ok", Worker.count(connection=connection), Queue(QUEUE_NAME, connection=connection).count
+        return "ok", Worker.count(connection=connection), Queue(IMAGES_QUEUE, connection=connection).count
     except RedisError as exc:
         return f"down: {exc.__class__.__name__}", None, None
 

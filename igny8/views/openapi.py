@@ -11,11 +11,11 @@ from typing import Any
 from ..content.articles import CONTENT_STATUSES, MAX_HTML, MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, MAX_TITLE
 from ..integrations.settings import IMAGE_FORMATS, MAX_CONCURRENCY, MAX_IN_ARTICLE_LIMIT, MAX_PARTIAL_IMAGES
 from ..integrations.settings import IMAGE_TYPES as STYLES
-from ..models import IMAGE_STATUSES, IMAGE_TYPES, TASK_STATES
+from ..models import IMAGE_STATUSES, IMAGE_TYPES, MAX_DB_ID, TASK_STATES
+from ..progress.schema import ItemStatus, Outcome
 from ..providers import MODELS, PROVIDERS
 from ..providers.catalog import backgrounds, openai_catalogue
-from ..tasks.rule import ITEM_STATUSES, MAX_DB_ID, MAX_IDS
-from ..tasks.state import OUTCOMES
+from ..tasks.requests import MAX_IDS
 
 API = "/api/v1"
 NO_CONTROL = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"  # tab, LF and CR are text; other controls are not
@@ -123,11 +123,11 @@ def schemas() -> dict[str, Any]:
             "image_id": int_id, "index": {"type": "integer", "minimum": 1}, "label": {"type": "string"},
             "type": {"enum": list(IMAGE_TYPES)}, "position": {"type": "integer", "minimum": 0},
             "content_title": {"type": "string"},
-            "status": {"enum": list(ITEM_STATUSES)},
+            "status": {"enum": list(ItemStatus)},
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "image_url": url, "error": nullable({"type": "string"}),
         }, extra=True, description="Also carries display hints (phase, thumb_url, placeholder, timestamps)."),
-        "ImageResult": obj({"image_id": int_id, "status": {"enum": list(ITEM_STATUSES)},
+        "ImageResult": obj({"image_id": int_id, "status": {"enum": list(ItemStatus)},
                             "image_url": url,
                             "error": nullable({"type": "string"})}),
         "TaskProgress": obj({
@@ -139,9 +139,9 @@ def schemas() -> dict[str, Any]:
                 "completed": {"type": "integer", "minimum": 0},
                 "failed": {"type": "integer", "minimum": 0},
                 "results": {"type": "array", "items": ref("ImageResult")},
-                "outcome": nullable({"enum": list(OUTCOMES), "description": "Set once the task has ended"}),
+                "outcome": nullable({"enum": list(Outcome), "description": "Set once the task has ended"}),
             }, extra=True),
-            "result": nullable(obj({"state": {"enum": list(TASK_STATES)}, "outcome": {"enum": list(OUTCOMES)},
+            "result": nullable(obj({"state": {"enum": list(TASK_STATES)}, "outcome": {"enum": list(Outcome)},
                                     "results": {"type": "array", "items": ref("ImageResult")}}, extra=True)),
         }, extra=True),
     }

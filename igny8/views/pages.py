@@ -24,6 +24,7 @@ from ..extensions import db
 from ..integrations.settings import image_generation_config
 from ..media.stores import LocalMediaStore, StorageError, check_key, get_store
 from ..models import IMAGE_STATUSES
+from ..progress.schema import HELD_STATUSES
 from .htmx import render_page
 
 bp = Blueprint("pages", __name__)
@@ -115,7 +116,7 @@ def edit_article(content_id: int):  # noqa: ANN201
 @login_required
 def delete_article(content_id: int):  # noqa: ANN201
     content = get_content(current_account_id(), content_id)
-    if any(img.status in ("queued", "processing") for img in content.images):
+    if any(img.status in HELD_STATUSES for img in content.images):
         flash("This article's images are being generated; wait until they finish.", "error")
         return redirect(url_for("pages.images"))
     db.session.delete(content)

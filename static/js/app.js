@@ -17,6 +17,12 @@
     return meta ? meta.content : "";
   }
 
+  // The app's URLs come from the page (url_for in base.html), never written here.
+  function appUrl(name, taskId) {
+    var url = document.body.getAttribute("data-" + name + "-url") || "";
+    return taskId === undefined ? url : url.replace("TASK_ID", encodeURIComponent(taskId));
+  }
+
   function imagesUrl() {
     var table = document.getElementById("images-table");
     return table ? window.location.pathname + window.location.search : null;
@@ -53,7 +59,7 @@
 
   function liveView(taskId, url) {
     var target = openModal;
-    return htmx.ajax("GET", url || ("/writer/tasks/" + encodeURIComponent(taskId) + "/modal"),
+    return htmx.ajax("GET", url || appUrl("modal", taskId),
                      {target: target, swap: "outerHTML"}).then(function () {
       openModal = document.querySelector("[data-modal]");
       if (openModal) {
@@ -97,7 +103,7 @@
 
   function generate(body) {
     if (window.performance && performance.mark) performance.mark("igny8-generate-request");
-    return fetch("/api/v1/writer/images/generate_images/", {
+    return fetch(appUrl("generate"), {
       method: "POST",
       credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken(), "Accept": "application/json"},
@@ -145,7 +151,7 @@
       if (!window.confirm("Cancel this batch? The image being generated now still finishes; the others are not generated.")) return;
       target.disabled = true;
       target.textContent = "Cancelling…";
-      fetch("/api/v1/tasks/" + encodeURIComponent(target.getAttribute("data-cancel-task")) + "/cancel", {
+      fetch(appUrl("cancel", target.getAttribute("data-cancel-task")), {
         method: "POST", credentials: "same-origin", headers: {"X-CSRFToken": csrfToken()}
       });
     }

@@ -1,0 +1,84 @@
+"""How an image or a task ends, written to the database (the truth that outlives the Redis
+keys). Each function is one unit of work with its own commit; none touches Redis."""
+
+from __future__ import annotations
+
+from ..extensions import db
+from ..media.variants import StoredVariant
+from ..models import GenerationTask, Image, utcnow
+from ..progress.schema import ImageStatus, TaskState, TaskSummary
+from ..providers.base import GeneratedImage
+
+
+def start_image(task_id: str, image_id: int) -> Image | None:
+    """Mark the image ``processing`` if this task still holds it queued; None when it was deleted
+    or reconciled away meanwhile (nothing to do, nothing to pay)."""
+    image = db.session.get(Image, image_id)
+    if image is None or image.status != ImageStatus.QUEUED or image.task_id != task_id:
+        return None
+    image.status, image.error = ImageStatus.PROCESSING, None
+    db.session.commit()
+    return image
+
+
+def record_generated(image: Image, generated: GeneratedImage, variants: list[StoredVariant], attempts: int,
+                     placeholder: bool) -> tuple[StoredVariant, StoredVariant | None]:
+    """The image is stored: its files, provider, attempts and cost. Returns (desktop, mobile)."""
+    desktop = next((v for v in variants if v.variant == "desktop"), variants[0])
+    mobile = next((v for v in variants if v.variant == "mobile"), None)
+    image.status, image.error, image.task_id, image.generated_at = ImageStatus.GENERATED, None, None, utcnow()
+    image.image_url, image.desktop_path = desktop.url, desktop.key
+    image.width, image.height = desktop.width, desktop.height
+    image.mobile_url, image.mobile_path = (mobile.url, mobile.key) if mobile else (None, None)
+    image.format, image.bytes = desktop.format, sum(v.bytes for v in variants)
+    image.provider, image.model, image.placeholder = generated.provider, generated.model, placeholder
+    image.attempts += attempts
+    image.cost = (image.cost or 0.0) + (generated.cost or 0.0)
+    db.session.commit()
+    return desktop, mobile
+
+
+def record_failed(task_id: str, image_id: int, message: str, attempts: int, cost: float) -> bool:
+    """Mark the image failed with its message, attempts and cost (an image the provider made but
+    that could not be stored is paid for all the same). False when the task no longer holds it."""
+    image = db.session.get(Image, image_id)
+    if image is None or image.task_id != task_id:
+        return False
+    image.status, image.error, image.task_id = ImageStatus.FAILED, message, None
+    image.attempts += attempts
+    image.cost = (image.cost or 0.0) + cost
+    db.session.commit()
+    return True
+
+
+def release_image(task_id: str, image_id: int) -> None:
+    """Cancelled before it started: back to pending, nothing was asked of the provider."""
+    image = db.session.get(Image, image_id)
+    if image is not None and image.task_id == task_id and image.status == ImageStatus.QUEUED:
+        image.status, image.task_id = ImageStatus.PENDING, None
+        db.session.commit()
+
+
+def start_task(task: GenerationTask) -> None:
+    task.state, task.started_at, task.heartbeat_at = TaskState.PROGRESS, utcnow(), utcnow()
+    db.session.commit()
+
+
+def beat(task_id: str) -> None:
+    """The heartbeat the reconciler reads: this task's worker is alive."""
+    db.session.execute(db.update(GenerationTask).filter_by(id=task_id).values(heartbeat_at=utcnow()))
+    db.session.commit()
+
+
+def cancel_flagged(task_id: str) -> bool:
+    return bool(db.session.scalar(db.select(GenerationTask.cancelled).filter_by(id=task_id)))
+
+
+def finish_task(task: GenerationTask, summary: TaskSummary, error: str | None, cancelled: bool) -> None:
+    """The task's final row: SUCCESS when it ran to the end (whatever its images did), FAILURE
+    when it could not run."""
+    task.state = TaskState.FAILURE if error else TaskState.SUCCESS
+    task.completed, task.failed = summary.completed, summary.failed
+    task.cost, task.error = summary.cost, error
+    task.cancelled, task.finished_at = cancelled, utcnow()
+    db.session.commit()
