@@ -15,7 +15,7 @@ import pytest
 import requests
 from redis import Redis
 
-from igny8.progress.schema import events_key
+from igny8.progress.keys import events_key
 from tests.conftest import wait_for
 from tests.test_generation import GENERATE, article, configure, finished, images, progress
 

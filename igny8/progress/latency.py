@@ -6,7 +6,7 @@ from __future__ import annotations
 from redis import Redis
 from redis.exceptions import RedisError
 
-from .schema import latency_key
+from .keys import latency_key
 
 DEFAULT_EXPECTED_SECONDS = {"openai": 25.0, "runware": 6.0, "local": 1.0}
 

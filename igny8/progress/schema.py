@@ -1,5 +1,6 @@
 """The progress record, in one place: its states, the phases of a bar, the per-image queue item,
-the task summary, the Redis keys that hold them and the events that announce their changes.
+the task summary. The Redis keys that hold them are in ``keys``, the events that announce their
+changes in ``events``.
 
 Everything that writes progress (the web request that queues a task, the runner, the
 reconciler) and everything that reads it (the JSON API, the streams, the modal's templates, the
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 # ---------------------------------------------------------------- states
 
@@ -291,88 +292,3 @@ class TaskSummary:
         """What rq-dashboard shows of the task's progress (the job's ``meta``)."""
         return {"state": str(self.state), "total_images": self.total_images, "current_image": self.current_image,
                 "completed": self.completed, "failed": self.failed}
-
-
-# ---------------------------------------------------------------- Redis keys
-
-PREFIX = "igny8"
-_TASK = f"{PREFIX}:task:"
-_EVENTS_SUFFIX = ":events"
-
-
-def task_key(task_id: str) -> str:
-    return f"{_TASK}{task_id}"
-
-
-def image_key(task_id: str, image_id: int) -> str:
-    return f"{_TASK}{task_id}:img:{image_id}"
-
-
-def events_key(task_id: str) -> str:
-    return f"{_TASK}{task_id}{_EVENTS_SUFFIX}"
-
-
-def cancel_key(task_id: str) -> str:
-    return f"{_TASK}{task_id}:cancel"
-
-
-def latency_key(provider: str, model: str) -> str:
-    return f"{PREFIX}:latency:{provider}:{model}"
-
-
-def task_id_of_events_key(key: str) -> str | None:
-    """The task id in an ``events_key``; None for any other key."""
-    if key.startswith(_TASK) and key.endswith(_EVENTS_SUFFIX):
-        return key[len(_TASK):-len(_EVENTS_SUFFIX)] or None
-    return None
-
-
-# ---------------------------------------------------------------- events
-
-
-class EventName(StrEnum):
-    """The events of a task's stream. The first four are in Redis (and on the wire); the others
-    are signals between the hub, the stream and its formatter, never stored."""
-
-    SNAPSHOT = "snapshot"  # the whole task state (the body of task_progress)
-    IMAGE = "image"  # one QueueItem changed
-    TASK = "task"  # the TaskSummary changed
-    DONE = "done"  # the final result; the stream ends
-    KEEPALIVE = "keepalive"  # nothing moved for a while
-    LOST = "lost"  # Redis stayed away too long (or the task is gone): reconnect
-    REVOKED = "revoked"  # the credential that opened the stream is gone
-    RESYNC = "resync"  # the events after the subscriber's id are gone: take a fresh snapshot
-
-
-class TaskEvent(NamedTuple):
-    """One event of a task: its stream entry id ("" for signals), name and JSON body."""
-
-    id: str
-    name: str
-    data: dict[str, Any]
-
-    @classmethod
-    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> TaskEvent:
-        """An entry of the task's Redis stream (as ProgressStore writes it)."""
-        return cls(entry_id, fields["event"], json.loads(fields["data"]))
-
-    def entry(self) -> dict[str, str]:
-        return {"event": self.name, "data": json.dumps(self.data)}
-
-
-KEEPALIVE = TaskEvent("", EventName.KEEPALIVE, {})
-LOST = TaskEvent("", EventName.LOST, {})
-REVOKED = TaskEvent("", EventName.REVOKED, {})
-RESYNC = TaskEvent("", EventName.RESYNC, {})
-
-
-def event_id_tuple(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def valid_event_id(value: str | None) -> bool:
-    if not value:
-        return False
-    ms, sep, seq = value.partition("-")
-    return ms.isdigit() and (not sep or seq.isdigit()) and len(value) < 40

@@ -21,17 +21,9 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from .schema import (
-    EventName,
-    QueueItem,
-    TaskEvent,
-    TaskSummary,
-    cancel_key,
-    event_id_tuple,
-    events_key,
-    image_key,
-    task_key,
-)
+from .events import EventName, TaskEvent, event_id_tuple
+from .keys import cancel_key, events_key, image_key, task_key
+from .schema import QueueItem, TaskSummary
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.exceptions import RedisError
 
-from ..progress.schema import PREFIX
+from ..progress.keys import PREFIX
 
 # Returns 0 when a slot was taken, else the milliseconds to wait before trying again.
 _ACQUIRE = """

@@ -22,7 +22,8 @@ from redis.exceptions import RedisError
 
 from ..extensions import db
 from ..models import GenerationTask
-from ..progress.schema import FINAL_STATES, KEEPALIVE, LOST, REVOKED, EventName, TaskEvent, valid_event_id
+from ..progress.events import KEEPALIVE, LOST, REVOKED, EventName, TaskEvent, valid_event_id
+from ..progress.schema import FINAL_STATES
 from ..tasks.readout import get_task, progress_body, progress_store, result_body, task_view
 from ..tasks.reconcile import check_task
 from .hub import StreamHub, Subscriber, get_hub

@@ -31,7 +31,8 @@ from collections import defaultdict
 from redis import Redis
 from redis.exceptions import RedisError
 
-from ..progress.schema import RESYNC, TaskEvent, event_id_tuple, events_key, task_id_of_events_key
+from ..progress.events import RESYNC, TaskEvent, event_id_tuple
+from ..progress.keys import events_key, task_id_of_events_key
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5  # between attempts to reach Redis again

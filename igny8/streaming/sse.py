@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from flask import Flask, Response
 
 from ..extensions import db
-from ..progress.schema import EventName, TaskEvent
+from ..progress.events import EventName, TaskEvent
 from .events import KEEPALIVE_SECONDS, task_events
 
 RETRY_MS = 2_000

@@ -17,14 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import GenerationTask, Image
-from ..progress.schema import (
-    FINAL_STATES,
-    HELD_STATUSES,
-    ItemStatus,
-    QueueItem,
-    TaskSummary,
-    phase_of_status,
-)
+from ..progress.schema import FINAL_STATES, HELD_STATUSES, ItemStatus, QueueItem, TaskSummary, phase_of_status
 from ..progress.store import ProgressStore
 from ..redis_client import get_redis
 

@@ -8,7 +8,8 @@ from flask_login import login_required
 
 from ..accounts.auth import credential_check, current_account_id, stream_credential
 from ..integrations.settings import image_generation_config
-from ..progress.schema import EventName, ItemStatus, QueueItem, TaskEvent, TaskSummary
+from ..progress.events import EventName, TaskEvent
+from ..progress.schema import ItemStatus, QueueItem, TaskSummary
 from ..streaming.sse import encode, sse_response, sse_stream
 from ..tasks.readout import result_body, summary_of_progress_body, task_view
 from ..tasks.reconcile import check_task

@@ -1,0 +1,35 @@
+"""The Redis keys of the progress record (DESIGN.md, "Redis layout"): builders and the parser
+the stream hub needs. Every key is under one prefix and expires after its task ends."""
+
+from __future__ import annotations
+
+PREFIX = "igny8"
+_TASK = f"{PREFIX}:task:"
+_EVENTS_SUFFIX = ":events"
+
+
+def task_key(task_id: str) -> str:
+    return f"{_TASK}{task_id}"
+
+
+def image_key(task_id: str, image_id: int) -> str:
+    return f"{_TASK}{task_id}:img:{image_id}"
+
+
+def events_key(task_id: str) -> str:
+    return f"{_TASK}{task_id}{_EVENTS_SUFFIX}"
+
+
+def cancel_key(task_id: str) -> str:
+    return f"{_TASK}{task_id}:cancel"
+
+
+def latency_key(provider: str, model: str) -> str:
+    return f"{PREFIX}:latency:{provider}:{model}"
+
+
+def task_id_of_events_key(key: str) -> str | None:
+    """The task id in an ``events_key``; None for any other key."""
+    if key.startswith(_TASK) and key.endswith(_EVENTS_SUFFIX):
+        return key[len(_TASK):-len(_EVENTS_SUFFIX)] or None
+    return None
