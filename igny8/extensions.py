@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -24,7 +25,7 @@ csrf = CSRFProtect()
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """SQLite is shared by the web process and the workers: WAL lets readers go on while a
     worker writes, and the busy timeout makes a writer wait instead of failing at once."""
     if isinstance(dbapi_connection, sqlite3.Connection):

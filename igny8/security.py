@@ -13,8 +13,10 @@ a job's text cannot run there.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from flask import Flask, Response, flash, g, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
@@ -45,7 +47,7 @@ def _address_and_email() -> str:
     return f"{get_remote_address()}|{request.form.get('email', '').strip().lower()[:200]}"
 
 
-def login_limits(view):  # noqa: ANN001, ANN201
+def login_limits(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
     """Decorates the login view: POSTs only (showing the form is never limited)."""
     view = limiter.limit(LOGIN_LIMIT_PER_EMAIL, key_func=_address_and_email, methods=["POST"])(view)
     return limiter.limit(LOGIN_LIMIT_PER_ADDRESS, methods=["POST"])(view)
@@ -69,7 +71,7 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def _too_many_logins(exc: RateLimitExceeded):  # noqa: ANN202
+def _too_many_logins(exc: RateLimitExceeded) -> ResponseReturnValue:
     event("login_rate_limited", level=30, limit=str(exc.limit.limit) if exc.limit else "")
     if request.path.startswith("/api/"):
         return {"error": f"Too many requests: {exc.description}. Try again in a minute."}, 429

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 
 from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -86,7 +87,7 @@ def user_for_token(token: str) -> User | None:
 
 
 @login_manager.unauthorized_handler
-def _unauthorized():  # noqa: ANN202
+def _unauthorized() -> ResponseReturnValue:
     if request.path.startswith("/api/"):
         return jsonify(success=False, error="Authentication required: log in or send a valid Bearer token."), 401
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
@@ -115,7 +116,7 @@ def register_auth(app: Flask) -> None:
     csrf.init_app(app)
 
     @app.before_request
-    def _bearer_or_csrf():  # noqa: ANN202
+    def _bearer_or_csrf() -> ResponseReturnValue:
         token = bearer_token()
         if token is None:
             if request.blueprint != "rq_dashboard":  # guarded by Origin checks in dashboard.py

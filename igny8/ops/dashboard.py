@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import rq_dashboard
 from flask import Flask, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -31,7 +32,7 @@ def _same_origin() -> bool:
     return urlsplit(source).netloc == request.host
 
 
-def _guard():  # noqa: ANN202
+def _guard() -> ResponseReturnValue:
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if not current_user.is_operator:
@@ -69,7 +70,7 @@ def _number(value: int | str) -> int:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else -1
 
 
-def _job_error(exc: Exception):  # noqa: ANN202
+def _job_error(exc: Exception) -> ResponseReturnValue:
     """A job that expired or was deleted (404), or an action its state does not allow (409):
     rq-dashboard lets both escape as a 500."""
     status, message = ((404, "No such job: it expired or was deleted.") if isinstance(exc, NoSuchJobError)

@@ -49,7 +49,7 @@ _http_client: Any = None
 _http_client_lock = threading.Lock()
 
 
-def shared_http_client() -> Any:  # noqa: ANN401 - openai.DefaultHttpxClient
+def shared_http_client() -> Any:  # Any: openai.DefaultHttpxClient
     """The process's HTTP client for OpenAI: one connection pool for every batch.
 
     The worker builds it before RQ forks a work-horse per batch (building it costs an SSL context
@@ -107,7 +107,7 @@ class DeadlineTransport(httpx2.BaseTransport):
         self._inner.close()
 
 
-def _watch_stream(deadline: Deadline, stream: Any) -> None:  # noqa: ANN401 - an httpcore network stream
+def _watch_stream(deadline: Deadline, stream: Any) -> None:  # Any: an httpcore network stream
     sock = stream.get_extra_info("socket") if hasattr(stream, "get_extra_info") else None
     if isinstance(sock, socket.socket):
         deadline.watch(sock)

@@ -211,7 +211,7 @@ class _Answer:
     headers: Mapping[str, str]
     content: bytes
 
-    def json(self) -> Any:  # noqa: ANN401 - any JSON value
+    def json(self) -> Any:  # Any: any JSON value
         return json.loads(self.content)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify
+from flask.typing import ResponseReturnValue
 
 from ..accounts.auth import current_account_id, require_account_admin
 from ..extensions import db
@@ -21,13 +22,13 @@ bp = Blueprint("api_settings", __name__, url_prefix="/api/v1/system/integrations
 
 @bp.get("/image_generation/")
 @api_login_required
-def get_image_generation():  # noqa: ANN201
+def get_image_generation() -> ResponseReturnValue:
     return jsonify(success=True, config=image_generation_config(current_account_id()))
 
 
 @bp.put("/image_generation/")
 @api_login_required
-def put_image_generation():  # noqa: ANN201
+def put_image_generation() -> ResponseReturnValue:
     require_account_admin()
     account_id = current_account_id()
     config = save_image_generation(account_id, json_body())
@@ -44,13 +45,13 @@ def _provider(provider: str) -> str:
 
 @bp.get("/<provider>/")
 @api_login_required
-def get_credentials(provider: str):  # noqa: ANN201
+def get_credentials(provider: str) -> ResponseReturnValue:
     return jsonify(success=True, **credentials_public(current_account_id(), _provider(provider)))
 
 
 @bp.put("/<provider>/")
 @api_login_required
-def put_credentials(provider: str):  # noqa: ANN201
+def put_credentials(provider: str) -> ResponseReturnValue:
     require_account_admin()
     account_id = current_account_id()
     public = save_credentials(account_id, _provider(provider), json_body())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import login_required, login_user, logout_user
 
 from ..accounts.auth import check_password, end_login_session, find_user_by_email, start_login_session
@@ -26,7 +27,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @login_limits
-def login():  # noqa: ANN201
+def login() -> ResponseReturnValue:
     if request.method == "POST":
         email = request.form.get("email", "")
         user = find_user_by_email(email)
@@ -43,7 +44,7 @@ def login():  # noqa: ANN201
 
 @bp.post("/logout")
 @login_required
-def logout():  # noqa: ANN201
+def logout() -> ResponseReturnValue:
     end_login_session()
     logout_user()
     flash("You are logged out.", "info")

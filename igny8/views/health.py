@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from rq import Queue, Worker
 from sqlalchemy import text
@@ -36,7 +37,7 @@ def _redis() -> tuple[str, int | None, int | None]:
 
 
 @bp.get("/healthz")
-def healthz():  # noqa: ANN201
+def healthz() -> ResponseReturnValue:
     database = _database()
     redis, workers, queued = _redis()
     healthy = database == "ok" and redis == "ok" and bool(workers)

@@ -6,6 +6,8 @@ import mimetypes
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
+from flask.wrappers import Response
 from flask_login import login_required
 
 from ..accounts.auth import current_account_id
@@ -31,13 +33,13 @@ bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
-def index():  # noqa: ANN201
+def index() -> ResponseReturnValue:
     return redirect(url_for("pages.images"))
 
 
 @bp.get("/writer/images")
 @login_required
-def images():  # noqa: ANN201
+def images() -> ResponseReturnValue:
     account_id = current_account_id()
     search = request.args.get("q", "").strip()[:200]
     status = request.args.get("status", "")
@@ -68,7 +70,7 @@ def _form_article() -> dict:
 
 @bp.route("/writer/content/new", methods=["GET", "POST"])
 @login_required
-def new_article():  # noqa: ANN201
+def new_article() -> ResponseReturnValue:
     account_id = current_account_id()
     form, errors = {"in_article_prompts": ["", ""]}, {}
     if request.method == "POST":
@@ -87,7 +89,7 @@ def new_article():  # noqa: ANN201
 
 @bp.route("/writer/content/<id:content_id>/edit", methods=["GET", "POST"])
 @login_required
-def edit_article(content_id: int):  # noqa: ANN201
+def edit_article(content_id: int) -> ResponseReturnValue:
     content = get_content(current_account_id(), content_id)
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -114,7 +116,7 @@ def edit_article(content_id: int):  # noqa: ANN201
 
 @bp.post("/writer/content/<id:content_id>/delete")
 @login_required
-def delete_article(content_id: int):  # noqa: ANN201
+def delete_article(content_id: int) -> ResponseReturnValue:
     content = get_content(current_account_id(), content_id)
     if any(img.status in HELD_STATUSES for img in content.images):
         flash("This article's images are being generated; wait until they finish.", "error")
@@ -127,7 +129,7 @@ def delete_article(content_id: int):  # noqa: ANN201
 
 @bp.get("/media/<path:key>")
 @login_required
-def media(key: str):  # noqa: ANN201
+def media(key: str) -> ResponseReturnValue:
     """Files are stored under ``a<account_id>/``; another account's file answers 404. The local
     folder is sent as files; an S3 object is read through the store (the bucket stays private).
 
@@ -156,7 +158,7 @@ def media(key: str):  # noqa: ANN201
     return _private(response.make_conditional(request))
 
 
-def _private(response):  # noqa: ANN001, ANN202
+def _private(response: Response) -> Response:
     """Images are behind the login: browsers may keep them, shared caches must not."""
     response.cache_control.public = False
     response.cache_control.private = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from ..accounts.auth import current_account_id, issue_api_token, require_account_admin, revoke_api_token
@@ -31,7 +32,7 @@ from ..providers.catalog import backgrounds, openai_catalogue
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 
-def _render_integrations(errors: dict[str, dict[str, str]] | None = None, status: int = 200):  # noqa: ANN202
+def _render_integrations(errors: dict[str, dict[str, str]] | None = None, status: int = 200) -> ResponseReturnValue:
     account_id = current_account_id()
     return render_template(
         "settings/integrations.html",
@@ -47,7 +48,7 @@ def _render_integrations(errors: dict[str, dict[str, str]] | None = None, status
 
 @bp.get("/integrations")
 @login_required
-def integrations():  # noqa: ANN201
+def integrations() -> ResponseReturnValue:
     return _render_integrations()
 
 
@@ -66,7 +67,7 @@ def _image_generation_form() -> dict[str, Any]:
 
 @bp.post("/integrations/image_generation")
 @login_required
-def save_image_generation_form():  # noqa: ANN201
+def save_image_generation_form() -> ResponseReturnValue:
     require_account_admin()
     account_id = current_account_id()
     try:
@@ -82,7 +83,7 @@ def save_image_generation_form():  # noqa: ANN201
 
 @bp.post("/integrations/<provider>")
 @login_required
-def save_credentials_form(provider: str):  # noqa: ANN201
+def save_credentials_form(provider: str) -> ResponseReturnValue:
     if provider not in CREDENTIAL_TYPES:
         abort(404)
     require_account_admin()
@@ -107,13 +108,13 @@ def save_credentials_form(provider: str):  # noqa: ANN201
 
 @bp.get("/api-token")
 @login_required
-def api_token():  # noqa: ANN201
+def api_token() -> ResponseReturnValue:
     return render_template("settings/api_token.html", new_token=None)
 
 
 @bp.post("/api-token")
 @login_required
-def create_api_token():  # noqa: ANN201
+def create_api_token() -> ResponseReturnValue:
     token = issue_api_token(current_user)
     db.session.commit()
     event("api_token_created", account=current_user.account_id, user=current_user.id)
@@ -122,7 +123,7 @@ def create_api_token():  # noqa: ANN201
 
 @bp.post("/api-token/revoke")
 @login_required
-def revoke_token():  # noqa: ANN201
+def revoke_token() -> ResponseReturnValue:
     revoke_api_token(current_user)
     db.session.commit()
     event("api_token_revoked", account=current_user.account_id, user=current_user.id)
