@@ -15,7 +15,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..integrations.settings import CREDENTIAL_TYPES, credentials_public, image_generation_config
 from ..models import MAX_DB_ID, Account, Content, GenerationTask
-from ..progress.schema import ImageStatus, ItemStatus, Outcome, QueueItem
+from ..progress.schema import ImageStatus, ItemStatus, Outcome
 from ..redis_client import get_rq_redis
 from ..streaming.events import task_events
 from ..tasks.reconcile import reconcile
@@ -54,7 +54,7 @@ class TerminalBars:
 
     @staticmethod
     def line(item: dict[str, Any]) -> str:
-        percent = QueueItem.from_dict(item).shown_progress
+        percent = 100 if item["status"] == ItemStatus.COMPLETED else int(item.get("progress") or 0)
         filled = BAR_WIDTH * percent // 100
         colour = COLOURS.get(item["status"])
         bar = click.style("█" * filled + "░" * (BAR_WIDTH - filled), fg=colour)

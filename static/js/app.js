@@ -19,7 +19,7 @@
 
   // The app's URLs come from the page (url_for in base.html), never written here.
   function appUrl(name, taskId) {
-    var url = document.body.getAttribute("data-" + name + "-url") || "";
+    var url = document.body.getAttribute("data-url-" + name) || "";
     return taskId === undefined ? url : url.replace("TASK_ID", encodeURIComponent(taskId));
   }
 
