@@ -8,6 +8,10 @@ _TASK = f"{PREFIX}:task:"
 _EVENTS_SUFFIX = ":events"
 
 
+NOTICES_KEY = f"{PREFIX}:notices"  # one entry {t: task id} per progress write, for the stream hubs
+NOTICES_MAXLEN = 20_000
+
+
 def task_key(task_id: str) -> str:
     return f"{_TASK}{task_id}"
 

@@ -22,7 +22,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from .events import EventName, TaskEvent, event_id_tuple
-from .keys import cancel_key, events_key, image_key, task_key
+from .keys import NOTICES_KEY, NOTICES_MAXLEN, cancel_key, events_key, image_key, task_key
 from .schema import QueueItem, TaskSummary
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,14 @@ class ProgressStore:
 
     def _write(self, task_id: str, key: str, fields: dict[str, str], event: TaskEvent,
                ttl: int = RUNNING_TTL, extra_keys: Iterable[str] = ()) -> str | None:
-        """HSET + XADD (+ EXPIRE) atomically; returns the event id, or None if Redis is down."""
+        """HSET + XADD + the change notice (+ EXPIRE) atomically; returns the event id, or None if
+        Redis is down."""
         try:
             pipe = self.redis.pipeline(transaction=True)
             if fields:
                 pipe.hset(key, mapping=fields)
             pipe.xadd(events_key(task_id), event.entry(), maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.xadd(NOTICES_KEY, {"t": task_id}, maxlen=NOTICES_MAXLEN, approximate=True)
             for k in (key, events_key(task_id), *extra_keys):
                 pipe.expire(k, ttl)
             result = pipe.execute()

@@ -1,14 +1,21 @@
 """One Redis listener per process, fanning task events out to every stream in that process.
 
-Each SSE client used to block on its own XREAD, holding a Redis connection for its whole life
-(redis-py's pool stops at 100, and a disconnected client kept its connection until the next
-keepalive). Here one thread (a greenlet under gevent) blocks on XREAD over the streams of every
-task watched in this process, plus a private wake-up stream so a new subscription is picked up
-at once. Subscribers hold only a queue: the number of Redis connections is constant.
+Subscribers hold only a queue: the number of Redis connections is constant, whatever the number
+of streams. The listener does not watch the streams of the tasks themselves: every progress
+write also appends the task's id to one shared stream of change notices (``NOTICES_KEY``, in the
+same MULTI/EXEC as the event). The listener blocks on that one stream and reads, for each notice,
+only the streams of the tasks that changed and that this process watches — a wake-up costs in
+proportion to the events that arrived, and a new subscription costs one XRANGE (its catch-up),
+not a re-read of every watched stream.
 
-No event is lost or duplicated: the hub keeps one cursor per task and advances it only while
-holding its lock, and a subscriber that joins with an older id is caught up (XRANGE up to that
-cursor) under the same lock before it receives live events.
+No event is lost or duplicated: the hub keeps one cursor per task, reads a task's stream from
+that cursor, and delivers (and advances the cursor) only under its lock, skipping what another
+reader already delivered. A new task is caught up at subscription (XRANGE after the
+subscriber's snapshot id), after the hub noted the notices stream's position, so an event is
+either in that catch-up or announced by a later notice. A subscriber that joins a watched task
+with an older id gets what it missed (XRANGE up to the cursor) before live events. Should the
+listener fall so far behind that notices were trimmed (it then reads a full batch), or come
+back after an outage, it reads every watched stream from its cursor once.
 
 Redis going away does not end the subscriptions: the hub keeps its cursors, retries, and once
 Redis answers again it checks each task's stream. Where every event after the cursor is still
@@ -25,17 +32,17 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections import defaultdict
 
 from redis import Redis
 from redis.exceptions import RedisError
 
 from ..progress.events import RESYNC, TaskEvent, event_id_tuple
-from ..progress.keys import events_key, task_id_of_events_key
+from ..progress.keys import NOTICES_KEY, events_key
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5  # between attempts to reach Redis again
+NOTICE_BATCH = 2000  # notices read at once; a full batch means "read everything" (see above)
 
 
 def _exclusive(event_id: str) -> str:
@@ -62,11 +69,11 @@ class StreamHub:
         self.redis = Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=5,
                                     socket_timeout=(block_ms / 1000) + 10, health_check_interval=30)
         self.block_ms = block_ms
-        self.wake_key = f"igny8:hub:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lock = threading.Lock()
         self.subscribers: dict[str, set[Subscriber]] = defaultdict(set)
-        self.cursors: dict[str, str] = {}
-        self.wake_cursor = "0-0"
+        self.cursors: dict[str, str] = {}  # per watched task: the last event delivered
+        self.notice_cursor: str | None = None  # the last notice read; None while the listener is off
+        self.read_all = False  # read every watched stream once (notices may have been missed)
         self.thread: threading.Thread | None = None
         # time.monotonic() when Redis stopped answering; None while it answers
         self.down_since: float | None = None
@@ -77,25 +84,28 @@ class StreamHub:
         """Events of ``task_id`` after ``after_id`` (exclusive), live from now on."""
         sub = Subscriber(task_id)
         with self.lock:
-            cursor = self.cursors.get(task_id)
-            if cursor is None:
-                self.cursors[task_id] = after_id
-            elif _id_lt(after_id, cursor):
-                try:
+            new_task = task_id not in self.cursors
+            cursor = self.cursors.setdefault(task_id, after_id)  # set first: a failed read resyncs it
+            try:
+                if self.notice_cursor is None:  # before any catch-up: no notice can slip by
+                    last = self.redis.xrevrange(NOTICES_KEY, "+", "-", count=1)
+                    self.notice_cursor = last[0][0] if last else "0-0"
+                if new_task:
+                    self._deliver(task_id, self.redis.xrange(events_key(task_id), _exclusive(after_id), "+"),
+                                  only=sub)
+                elif _id_lt(after_id, cursor):
                     missed = self.redis.xrange(events_key(task_id), _exclusive(after_id), cursor)
-                except RedisError:
-                    sub.stale = True
-                    missed = []
-                if missed:
-                    sub.queue.put([TaskEvent.from_entry(entry_id, fields) for entry_id, fields in missed])
-            elif _id_lt(cursor, after_id):
-                # The subscriber's snapshot is newer than what the hub has read: skip what it has seen.
-                sub.skip_until = after_id
+                    if missed:
+                        sub.queue.put([TaskEvent.from_entry(entry_id, fields) for entry_id, fields in missed])
+                elif _id_lt(cursor, after_id):
+                    # The subscriber's snapshot is newer than what the hub has read: skip what it has seen.
+                    sub.skip_until = after_id
+            except RedisError:
+                sub.stale = True
             self.subscribers[task_id].add(sub)
             self._ensure_running()
         if sub.stale:
             self._mark_down()
-        self._wake()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -118,34 +128,74 @@ class StreamHub:
             self.thread = threading.Thread(target=self._run, name="igny8-stream-hub", daemon=True)
             self.thread.start()
 
-    def _wake(self) -> None:
-        try:
-            with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(self.wake_key, {"w": "1"}, maxlen=10, approximate=False)
-                pipe.expire(self.wake_key, 3600)
-                pipe.execute()
-        except RedisError:
-            pass
-
     def _run(self) -> None:
         while True:
             with self.lock:
                 if not self.subscribers:
-                    self.thread = None
+                    self.thread, self.notice_cursor = None, None
                     return
             try:
                 if self.down_since is not None:
                     self._recover()
+                notices = self._notices()
                 with self.lock:
-                    streams = {events_key(t): c for t, c in self.cursors.items()}
-                streams[self.wake_key] = self.wake_cursor
-                answer = self.redis.xread(streams, block=self.block_ms, count=1000)
+                    if notices:
+                        self.notice_cursor = notices[-1][0]
+                    if self.read_all or len(notices) >= NOTICE_BATCH:
+                        changed, self.read_all = set(self.cursors), False
+                    else:
+                        changed = {fields.get("t") for _id, fields in notices} & set(self.cursors)
+                    targets = {task_id: self.cursors[task_id] for task_id in changed}
+                if targets:
+                    self._read(targets)
             except RedisError as exc:
                 if self._mark_down():
                     log.warning("stream hub lost Redis (%s); streams stay open and resume when it answers", exc)
                 threading.Event().wait(RETRY_SECONDS)
                 continue
-            self._dispatch(answer or [])
+
+    def _notices(self) -> list:
+        """The next change notices (blocking up to ``block_ms``); none when every watched stream
+        is to be read anyway."""
+        with self.lock:
+            if self.notice_cursor is None:  # its position was never read (Redis away at subscription)
+                last = self.redis.xrevrange(NOTICES_KEY, "+", "-", count=1)
+                self.notice_cursor, self.read_all = (last[0][0] if last else "0-0"), True
+            if self.read_all:
+                return []
+            cursor = self.notice_cursor
+        answer = self.redis.xread({NOTICES_KEY: cursor}, block=self.block_ms, count=NOTICE_BATCH)
+        return answer[0][1] if answer else []
+
+    def _read(self, targets: dict[str, str]) -> None:
+        """Read the streams of the changed tasks after their cursors (one round trip), then deliver."""
+        tasks = list(targets)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in tasks:
+                pipe.xrange(events_key(task_id), _exclusive(targets[task_id]), "+")
+            answers = pipe.execute()
+        with self.lock:
+            for task_id, entries in zip(tasks, answers, strict=True):
+                self._deliver(task_id, entries)
+
+    def _deliver(self, task_id: str, entries: list, only: Subscriber | None = None) -> None:
+        """Hand the entries newer than the task's cursor to its subscribers (``only`` one, for a
+        catch-up at subscription) and advance the cursor. Called with the lock held."""
+        cursor = self.cursors.get(task_id)
+        if cursor is None:
+            return  # unsubscribed meanwhile
+        entries = [(entry_id, fields) for entry_id, fields in entries if _id_lt(cursor, entry_id)]
+        if not entries:
+            return
+        self.cursors[task_id] = entries[-1][0]
+        events = [TaskEvent.from_entry(entry_id, fields) for entry_id, fields in entries]
+        for sub in ([only] if only is not None else self.subscribers.get(task_id, ())):
+            if sub.stale:
+                continue  # it missed its catch-up: RESYNC comes with the recovery
+            skip = sub.skip_until
+            batch = [e for e in events if skip is None or _id_lt(skip, e.id)]
+            if batch:
+                sub.queue.put(batch)
 
     def _mark_down(self) -> bool:
         """Note that Redis does not answer; True when this starts an outage, and then every
@@ -166,9 +216,10 @@ class StreamHub:
         with self.lock:
             tasks = list(self.cursors)
             pipe = self.redis.pipeline(transaction=False)
+            pipe.ping()  # Redis must answer even when no task is watched any more
             for task_id in tasks:
                 pipe.xrange(events_key(task_id), "-", "+", count=1)
-            firsts = pipe.execute()
+            firsts = pipe.execute()[1:]
             resumed = resynced = 0
             for task_id, first in zip(tasks, firsts, strict=True):
                 subs = self.subscribers.get(task_id, set())
@@ -185,27 +236,9 @@ class StreamHub:
                     self.subscribers.pop(task_id, None)
                     self.cursors.pop(task_id, None)
             self.down_since = None
+            self.read_all = True  # what was written meanwhile: its notices may be gone
         log.warning("stream hub: Redis answers again; %d streams read on, %d take a fresh snapshot",
                     resumed, resynced)
-
-    def _dispatch(self, answer: list) -> None:
-        with self.lock:
-            for key, entries in answer:
-                if key == self.wake_key:
-                    self.wake_cursor = entries[-1][0]
-                    continue
-                task_id = task_id_of_events_key(key)
-                if task_id not in self.cursors:
-                    continue  # unsubscribed meanwhile
-                self.cursors[task_id] = entries[-1][0]
-                events = [TaskEvent.from_entry(entry_id, fields) for entry_id, fields in entries]
-                for sub in self.subscribers.get(task_id, ()):
-                    if sub.stale:
-                        continue  # it missed its catch-up: RESYNC comes with the recovery
-                    skip = sub.skip_until
-                    batch = [e for e in events if skip is None or _id_lt(skip, e.id)]
-                    if batch:
-                        sub.queue.put(batch)
 
 
 def _id_lt(a: str, b: str) -> bool:

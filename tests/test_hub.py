@@ -1,0 +1,149 @@
+"""The stream hub's guarantees on a real Redis: every event after a subscriber's snapshot arrives
+once and in order — across a burst of 500 tasks subscribed while they are written, a late
+subscriber catching up on a watched task, and a listener that falls behind (full notice batches)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+from redis import Redis
+
+from igny8.progress.events import EventName
+from igny8.progress.keys import NOTICES_KEY, events_key
+from igny8.progress.schema import QueueItem
+from igny8.progress.store import ProgressStore
+from igny8.streaming import hub as hub_module
+from igny8.streaming.hub import StreamHub, Subscriber
+
+
+def _item(seq: int) -> QueueItem:
+    return QueueItem(image_id=1, index=1, label="Featured", type="featured", position=0, content_title="T",
+                     progress=seq % 100, note=str(seq))
+
+
+def _last_id(redis: Redis, task_id: str) -> str:
+    last = redis.xrevrange(events_key(task_id), "+", "-", count=1)
+    return last[0][0] if last else "0-0"
+
+
+def _received(sub: Subscriber, until: int, timeout: float = 30.0) -> list[int]:
+    """The sequence numbers ``sub`` got, read until ``until`` arrives (or the timeout)."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (not seen or seen[-1] != until):
+        batch = sub.get(timeout=0.5) or []
+        seen += [int(e.data["note"]) for e in batch if e.name == EventName.IMAGE]
+    return seen
+
+
+@pytest.fixture
+def store(redis_server) -> ProgressStore:  # noqa: ANN001
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    redis.flushdb()
+    return ProgressStore(redis)
+
+
+def test_a_burst_of_500_tasks_subscribed_while_written_loses_and_repeats_nothing(store, redis_server):
+    hub = StreamHub(redis_server.url, block_ms=500)
+    tasks = [uuid.uuid4().hex for _ in range(500)]
+    for task_id in tasks:
+        store.write_image(task_id, _item(0))
+    rounds, subs = 6, {}
+    written = threading.Event()
+
+    def write() -> None:  # every task gets rounds more events while the subscriptions happen
+        for seq in range(1, rounds + 1):
+            for task_id in tasks:
+                store.write_image(task_id, _item(seq))
+        written.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    for task_id in tasks:  # the snapshot id a stream would take, then its subscription
+        after = _last_id(store.redis, task_id)
+        subs[task_id] = (hub.subscribe(task_id, after), after)
+    writer.join(60)
+    assert written.is_set()
+    for task_id in tasks:  # one more each after every subscription is in: the last event is known
+        store.write_image(task_id, _item(rounds + 1))
+    for task_id, (sub, after) in subs.items():
+        expected = [int(json.loads(fields["data"])["note"])
+                    for _id, fields in store.redis.xrange(events_key(task_id), f"({after}", "+")]
+        assert expected[-1] == rounds + 1
+        assert _received(sub, rounds + 1) == expected, task_id  # exactly the events after its snapshot, in order
+        hub.unsubscribe(sub)
+    assert hub.watching() == 0
+
+
+def test_a_late_subscriber_catches_up_on_a_watched_task_then_follows(store, redis_server):
+    hub = StreamHub(redis_server.url, block_ms=500)
+    task_id = uuid.uuid4().hex
+    store.write_image(task_id, _item(0))
+    first = hub.subscribe(task_id, _last_id(store.redis, task_id))
+    resume_from = _last_id(store.redis, task_id)
+    for seq in range(1, 4):
+        store.write_image(task_id, _item(seq))
+    assert _received(first, 3) == [1, 2, 3]
+    late = hub.subscribe(task_id, resume_from)  # a reconnect with Last-Event-ID
+    store.write_image(task_id, _item(4))
+    assert _received(late, 4) == [1, 2, 3, 4]
+    assert _received(first, 4) == [4]
+
+
+def test_a_listener_that_falls_behind_reads_every_watched_stream_once(store, redis_server, monkeypatch):
+    """Full notice batches (a listener that fell behind, notices possibly trimmed) make it read
+    every watched stream from its cursor: still nothing lost, nothing twice."""
+    monkeypatch.setattr(hub_module, "NOTICE_BATCH", 3)
+    hub = StreamHub(redis_server.url, block_ms=500)
+    tasks = [uuid.uuid4().hex for _ in range(20)]
+    subs = {}
+    for task_id in tasks:
+        store.write_image(task_id, _item(0))
+        subs[task_id] = hub.subscribe(task_id, _last_id(store.redis, task_id))
+    for seq in range(1, 11):
+        for task_id in tasks:
+            store.write_image(task_id, _item(seq))
+    store.redis.xtrim(NOTICES_KEY, maxlen=5)  # most notices are gone
+    for task_id in tasks:
+        assert _received(subs[task_id], 10) == list(range(1, 11)), task_id
+
+
+def test_a_new_watcher_costs_one_read_of_its_own_stream(store, redis_server):
+    """Seen by Redis itself (MONITOR): subscribing to one more task reads that task's stream only,
+    and the listener blocks on the notices alone, whatever number of tasks is watched."""
+    hub = StreamHub(redis_server.url, block_ms=300)
+    watched = [uuid.uuid4().hex for _ in range(200)]
+    for task_id in watched:
+        store.write_image(task_id, _item(0))
+        hub.subscribe(task_id, _last_id(store.redis, task_id))
+    time.sleep(0.5)
+    commands: list[str] = []
+    stop = threading.Event()
+
+    def monitor() -> None:
+        with Redis.from_url(redis_server.url, decode_responses=True).monitor() as feed:
+            for entry in feed.listen():
+                commands.append(entry["command"])
+                if stop.is_set():
+                    return
+
+    watcher = threading.Thread(target=monitor, daemon=True)
+    watcher.start()
+    time.sleep(0.3)
+    newcomer = uuid.uuid4().hex
+    store.write_image(newcomer, _item(0))
+    hub.subscribe(newcomer, _last_id(store.redis, newcomer))
+    store.write_image(newcomer, _item(1))
+    time.sleep(1.0)
+    stop.set()
+    store.redis.ping()  # one more command so the monitor sees the stop
+    watcher.join(5)
+    reads = [c for c in commands if c.upper().startswith(("XRANGE", "XREAD ", "XREVRANGE"))]
+    read_keys = {c.split()[c.split().index("STREAMS") + 1] if "STREAMS" in c else c.split()[1] for c in reads}
+    assert read_keys <= {events_key(newcomer), NOTICES_KEY}, read_keys  # no other task's stream
+    assert all(c.split().count("STREAMS") <= 1 and len(c.split()) <= 9 for c in reads if c.startswith("XREAD"))
+    assert sum(1 for c in reads if c.startswith("XRANGE")) <= 3, reads
