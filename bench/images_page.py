@@ -1,5 +1,5 @@
-"""The Images page at scale: server time and SQL queries of ``GET /writer/images`` for an account
-with 1,000 articles and 6,000 images (1 featured + 5 in-article each).
+"""The Images page at scale: server time, HTML size and SQL queries of ``GET /writer/images`` for
+accounts with 1,000, 10,000 and 50,000 articles (6 images each: 1 featured + 5 in-article).
 
 Starts a private Redis and a temporary SQLite database (or ``DATABASE_URL``), bulk-inserts the
 rows (statuses mixed: generated with URLs, pending, failed), logs in through the real form
@@ -8,10 +8,11 @@ rows (statuses mixed: generated with URLs, pending, failed), logs in through the
 and page 25. Time = the whole request through the test client (routing, auth, queries,
 template rendering); queries = ``before_cursor_execute`` events on ``db.engine``.
 
-Baseline, in the same run and database: a second account with 10 articles (same shape). The
+Baseline, in the same run and database: an account with 10 articles (same shape). The
 query count must be the same (constant, no N+1); the time ratio shows what the size costs.
-Targets: <= 100 ms per page (median), constant query count.
-Run: ``.venv/bin/python bench/images_page.py [--articles 1000] [--requests 20]``.
+Targets: <= 100 ms per page (median) at 50,000 articles, first-page HTML size independent of the
+article count, constant query count.
+Run: ``.venv/bin/python bench/images_page.py [--articles 1000,10000,50000] [--requests 20]``.
 """
 
 from __future__ import annotations
@@ -97,46 +98,56 @@ def measure(stack: Stack, email: str, requests: int, queries: list[int]) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--articles", type=int, default=1000, help="articles of the large account (default 1000)")
+    parser.add_argument("--articles", default="1000,10000,50000",
+                        help="comma-separated library sizes, one account each (default 1000,10000,50000)")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page (default 20)")
     args = parser.parse_args()
+    levels = sorted(int(n) for n in args.articles.split(","))
     rng = random.Random(6)
     with Stack() as stack:
-        large, small = stack.account("Large"), stack.account("Small")
+        small = stack.account("Small")
+        accounts = {n: stack.account(f"Library {n}") for n in levels}
         with stack.app.app_context():
             started = time.perf_counter()
-            fill(large["account_id"], args.articles, rng)
             fill(small["account_id"], 10, rng)
-            print(f"inserted {args.articles + 10} articles and {(args.articles + 10) * 6} images "
-                  f"in {time.perf_counter() - started:.1f} s", flush=True)
+            for n, account in accounts.items():
+                fill(account["account_id"], n, rng)
+            total = sum(levels) + 10
+            print(f"inserted {total} articles and {total * 6} images in {time.perf_counter() - started:.1f} s",
+                  flush=True)
             queries = [0]
 
             def count(*_args: Any) -> None:
                 queries[0] += 1
 
             event.listen(db.engine, "before_cursor_execute", count)
-        big = measure(stack, large["email"], args.requests, queries)
         base = measure(stack, small["email"], args.requests, queries)
+        measured = {n: measure(stack, account["email"], args.requests, queries) for n, account in accounts.items()}
     rows = []
-    for name in PAGES:
-        b, s = big[name], base[name]
-        empty = s["shown"] == 0
-        rows.append([name, b["shown"], f"{b['median'] * 1000:.1f}", f"{b['p95'] * 1000:.1f}", b["queries"],
-                     f"{b['kb']:.0f}", s["shown"], "-" if empty else f"{s['median'] * 1000:.1f}",
-                     "-" if empty else s["queries"],
-                     "-" if empty else f"{b['median'] / s['median']:.2f}x"])
-    table(f"GET /writer/images: {args.articles} articles / {args.articles * 6} images vs 10 articles "
-          f"(median of {args.requests})",
-          ["page", "articles shown", "ms", "p95 ms", "queries", "KB", "10-article: shown", "ms", "queries",
-           "ratio"], rows)
-    slowest = max(big.values(), key=lambda r: r["median"])
-    counts = {r["queries"] for r in big.values()} | {r["queries"] for r in base.values() if r["shown"]}
-    print()
+    for n, big in measured.items():
+        for name in PAGES:
+            b, s = big[name], base[name]
+            empty = s["shown"] == 0
+            rows.append([n, name, b["shown"], f"{b['median'] * 1000:.1f}", f"{b['p95'] * 1000:.1f}", b["queries"],
+                         f"{b['kb']:.1f}", "-" if empty else f"{s['median'] * 1000:.1f}",
+                         "-" if empty else f"{b['median'] / s['median']:.2f}x"])
+    table(f"GET /writer/images by library size (6 images per article; median of {args.requests}), "
+          "against a 10-article account in the same run",
+          ["articles", "page", "shown", "ms", "p95 ms", "queries", "KB", "10-article ms", "ratio"], rows)
+    top, first = measured[levels[-1]], measured[levels[0]]
+    slowest = max(top.values(), key=lambda r: r["median"])
+    counts = {r["queries"] for big in measured.values() for r in big.values()}
+    counts |= {r["queries"] for r in base.values() if r["shown"]}
+    varying = any(r["varying"] for big in (*measured.values(), base) for r in big.values())
+    growth = top["first page"]["kb"] / first["first page"]["kb"]
+    slower = top["first page"]["median"] / first["first page"]["median"]
+    print(f"\nratio {levels[-1]} vs {levels[0]} articles: first page x{slower:.2f} in time, x{growth:.3f} in size\n")
     results = [
-        verdict("<= 100 ms per page (median)", slowest["median"] <= 0.100,
+        verdict(f"<= 100 ms per page (median) at {levels[-1]} articles", slowest["median"] <= 0.100,
                 f"slowest {slowest['median'] * 1000:.1f} ms"),
-        verdict("constant query count (1000 vs 10 articles, every page)",
-                len(counts) == 1 and not any(r["varying"] for r in (*big.values(), *base.values())),
+        verdict("first-page HTML size independent of the article count (within 2 %)", abs(growth - 1) <= 0.02,
+                f"{first['first page']['kb']:.1f} KB at {levels[0]}, {top['first page']['kb']:.1f} KB at {levels[-1]}"),
+        verdict("constant query count (every size, every page)", len(counts) == 1 and not varying,
                 f"{sorted(counts)} queries"),
     ]
     return harness.exit_code(results)

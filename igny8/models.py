@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .content.totals import install_triggers
 from .extensions import db
 from .progress.schema import RUNNING_STATES, ImageStatus, TaskState
 
@@ -54,6 +55,9 @@ class User(UserMixin, db.Model):
 
 
 class Content(db.Model):
+    # The Images page lists an account's articles newest first: (account_id, id) serves it in order.
+    __table_args__ = (Index("ix_content_account_id_id", "account_id", "id"),)
+
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -72,7 +76,9 @@ class Content(db.Model):
 class Image(db.Model):
     __table_args__ = (
         UniqueConstraint("content_id", "type", "position", name="uq_image_content_type_position"),
-        Index("ix_image_account_status", "account_id", "status"),
+        # The status filter of the Images page: counted from this index alone, each article probed by the next.
+        Index("ix_image_account_status_content", "account_id", "status", "content_id"),
+        Index("ix_image_content_status", "content_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -156,6 +162,8 @@ class PromptTemplate(db.Model):
 
 
 class GenerationTask(db.Model):
+    __table_args__ = (Index("ix_generation_task_account_created", "account_id", "created_at"),)
+
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     content_id: Mapped[int | None] = mapped_column(ForeignKey("content.id"), index=True)
@@ -178,3 +186,19 @@ class GenerationTask(db.Model):
     @property
     def running(self) -> bool:
         return self.state in RUNNING_STATES
+
+
+class AccountTotals(db.Model):
+    """An account's totals, kept by database triggers (``content/totals.py``): never written by
+    the application, read in one lookup however large the library."""
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
+    articles: Mapped[int] = mapped_column(default=0)
+    generated: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    cost: Mapped[float] = mapped_column(default=0.0)
+
+
+@event.listens_for(db.metadata, "after_create")
+def _install_totals_triggers(_target: Any, connection: Any, **_kw: Any) -> None:
+    install_triggers(connection)

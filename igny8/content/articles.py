@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import IMAGE_STATUSES, Content, GenerationTask, Image
+from ..models import IMAGE_STATUSES, AccountTotals, Content, GenerationTask, Image
 from ..progress.schema import HELD_STATUSES, RUNNING_STATES, ImageStatus
 
 MAX_TITLE = 300
@@ -159,9 +159,15 @@ def page_of_articles(account_id: int, *, search: str = "", status: str = "", pag
     if search:
         query = query.where(Content.title.icontains(search, autoescape=True))
     if status in IMAGE_STATUSES:
-        query = query.where(Content.id.in_(
-            select(Image.content_id).filter_by(account_id=account_id, status=status)))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        # Walks the articles newest first and stops at a page: each is probed by (content_id, status).
+        query = query.where(select(Image.id).where(Image.content_id == Content.id, Image.status == status).exists())
+    if search:
+        total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    elif status in IMAGE_STATUSES:  # read from the index alone (account_id, status, content_id)
+        total = db.session.scalar(select(func.count(Image.content_id.distinct()))
+                                  .filter_by(account_id=account_id, status=status)) or 0
+    else:  # the whole library: its count is kept with the rows
+        total = account_totals(account_id)["articles"]
     page = min(max(page, 1), max(-(-total // per_page), 1))
     rows = db.session.scalars(
         query.options(selectinload(Content.images)).order_by(Content.id.desc())
@@ -185,13 +191,13 @@ def running_tasks(account_id: int, articles: list[Content]) -> dict[int, str]:
 
 
 def account_totals(account_id: int) -> dict[str, float | int]:
-    """Images generated and failed, and the provider cost recorded, for the whole account."""
-    row = db.session.execute(
-        select(func.count().filter(Image.status == ImageStatus.GENERATED),
-               func.count().filter(Image.status == ImageStatus.FAILED),
-               func.coalesce(func.sum(Image.cost), 0.0)).where(Image.account_id == account_id)
-    ).one()
-    return {"generated": row[0], "failed": row[1], "cost": float(row[2])}
+    """Articles, images generated and failed, and the provider cost recorded, for the whole
+    account: one row kept by the database (``content/totals.py``)."""
+    row = db.session.get(AccountTotals, account_id)
+    if row is None:  # the account never had an article
+        return {"articles": 0, "generated": 0, "failed": 0, "cost": 0.0}
+    return {"articles": row.articles, "generated": row.generated, "failed": row.failed,
+            "cost": max(float(row.cost), 0.0)}  # a float sum may end a hair below 0 after deletes
 
 
 def recent_tasks(account_id: int, limit: int = 5) -> list[GenerationTask]:

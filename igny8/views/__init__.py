@@ -28,7 +28,9 @@ def register_views(app: Flask) -> None:
 
 def register_template_globals(app: Flask) -> None:
     from ..tasks.rule import queue_preview
+    from .pager import page_window
     from .vendor import HTMX_JS, HTMX_SSE_JS
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # lean fragments on the wire
-    app.jinja_env.globals.update(queue_preview=queue_preview, HTMX_JS=HTMX_JS, HTMX_SSE_JS=HTMX_SSE_JS)
+    app.jinja_env.globals.update(queue_preview=queue_preview, page_window=page_window, HTMX_JS=HTMX_JS,
+                                 HTMX_SSE_JS=HTMX_SSE_JS)
