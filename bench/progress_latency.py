@@ -30,6 +30,7 @@ import time
 import harness
 import requests
 from harness import Stack, ms, pct, table, verdict
+from redis import Redis
 
 from igny8.progress.schema import QueueItem
 from igny8.progress.store import ProgressStore
@@ -140,6 +141,33 @@ def measure_polling(stack: Stack, url: str, headers: dict[str, str], task_id: st
     return delays
 
 
+def measure_redis_floor(stack: Stack, updates: int) -> list[float]:
+    """Redis's own write -> blocked reader time: one XADD, one reader blocked on XREAD of that
+    stream (its own connection), with the same 5-10 ms pacing. The floor no stream can beat."""
+    key, latencies, ready = f"bench:floor:{time.time_ns()}", [], threading.Event()
+    reader_redis = Redis.from_url(stack.redis_server.url, decode_responses=True)
+
+    def read() -> None:
+        cursor = "$"
+        ready.set()
+        while len(latencies) < WARMUP + updates:
+            for _key, entries in reader_redis.xread({key: cursor}, block=5000) or []:
+                for entry_id, fields in entries:
+                    latencies.append(time.time() - float(fields["sent_at"]))
+                    cursor = entry_id
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    ready.wait(5)
+    time.sleep(0.2)
+    for _ in range(WARMUP + updates):
+        stack.redis.xadd(key, {"sent_at": f"{time.time():.6f}"})
+        time.sleep(random.uniform(0.005, 0.010))
+    reader.join(10)
+    stack.redis.delete(key)
+    return latencies[WARMUP:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=1500, help="stream updates measured (default 1500)")
@@ -151,17 +179,24 @@ def main() -> int:
         (stream_task, stream_item), (poll_task, poll_item) = harness.queue_tasks(stack, account["account_id"], 2)
         print(f"event stream: {args.updates} updates every 5-10 ms ...", flush=True)
         stream = measure_stream(stack, web.port, account["token"], stream_task, stream_item, args.updates)
+        print(f"Redis alone (XADD -> blocked XREAD): {args.updates} writes ...", flush=True)
+        floor = measure_redis_floor(stack, args.updates)
         print(f"polling every 1 s: {args.polls} updates at random moments ...", flush=True)
         polled = measure_polling(stack, web.url, account["headers"], poll_task, poll_item, args.polls)
     rows = [[name, len(v), ms(pct(v, 50)), ms(pct(v, 99)), ms(max(v)), ms(sum(v) / len(v))]
-            for name, v in (("SSE /tasks/<id>/events", stream), ("polling task_progress, 1 s", polled))]
+            for name, v in (("SSE /tasks/<id>/events", stream), ("Redis alone: XADD -> XREAD", floor),
+                            ("polling task_progress, 1 s", polled))]
     table("Progress write -> seen by the client (ms)", ["client", "updates", "p50", "p99", "max", "mean"], rows)
     ratio_p50, ratio_mean = pct(polled, 50) / pct(stream, 50), (sum(polled) / len(polled)) / (sum(stream) / len(stream))
-    print(f"\nratio polling/SSE: {ratio_p50:.0f}x at p50, {ratio_mean:.0f}x on the mean\n")
+    over_floor = pct(stream, 50) / pct(floor, 50)
+    print(f"\nratio polling/SSE: {ratio_p50:.0f}x at p50, {ratio_mean:.0f}x on the mean; "
+          f"SSE/Redis alone: {over_floor:.2f}x at p50\n")
     results = [
         verdict("SSE p50 <= 5 ms", pct(stream, 50) <= 0.005, f"{ms(pct(stream, 50))} ms"),
         verdict("SSE p99 <= 25 ms", pct(stream, 99) <= 0.025, f"{ms(pct(stream, 99))} ms"),
         verdict(">= 100x better than polling (p50)", ratio_p50 >= 100, f"{ratio_p50:.0f}x"),
+        verdict("SSE p50 within 1.5x of Redis's own write -> blocked reader", over_floor <= 1.5,
+                f"{ms(pct(stream, 50))} vs {ms(pct(floor, 50))} ms: {over_floor:.2f}x"),
     ]
     return harness.exit_code(results)
 
