@@ -3,15 +3,24 @@ through every kind of write, and the pager stays a handful of links however many
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import create_engine, func, insert, select, update
 
 from igny8.content.articles import account_totals
 from igny8.extensions import db
 from igny8.models import Account, Content, Image, utcnow
 from igny8.views.pager import page_window
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/"  # the PostgreSQL this machine and CI run
 
 
 def _truth(account_id: int) -> dict:
@@ -108,3 +117,60 @@ def test_the_first_page_is_the_same_size_for_600_or_6000_articles(app, client, a
     assert abs(sizes[large["email"]] - sizes[small["email"]]) < 1500, sizes
     with app.app_context():
         assert db.session.get(Account, large["account_id"]) is not None
+
+
+def _flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "igny8", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database(request, tmp_path) -> Iterator[str]:  # noqa: ANN001
+    """An empty database of each kind (PostgreSQL: a database of its own, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrated.db'}"
+        return
+    name = f"igny8_migration_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_SERVER + "postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_SERVER + name
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def test_the_migration_fills_the_totals_of_existing_libraries_then_the_triggers_keep_them(fresh_database,
+                                                                                          redis_server):
+    env = dict(os.environ, DATABASE_URL=fresh_database, REDIS_URL=redis_server.url)
+    assert _flask(env, "db", "upgrade", "7c1e4a2b9d10").returncode == 0  # the schema before the totals
+    engine = create_engine(fresh_database)
+    now = utcnow()
+    with engine.begin() as connection:
+        for account_id in (1, 2):
+            connection.execute(insert(Account.__table__), [{"id": account_id, "name": f"A{account_id}",
+                                                            "created_at": now}])
+            connection.execute(insert(Content.__table__), [
+                {"id": account_id * 100 + n, "account_id": account_id, "title": f"T{n}", "html": "",
+                 "status": "draft", "created_at": now, "updated_at": now} for n in range(5 * account_id)])
+            connection.execute(insert(Image.__table__), [
+                {"account_id": account_id, "content_id": account_id * 100 + n, "type": "featured", "position": 0,
+                 "prompt": "p", "status": ("generated", "failed", "pending")[n % 3], "cost": 0.04 * (n % 3 == 0),
+                 "attempts": 0, "placeholder": False, "created_at": now, "updated_at": now}
+                for n in range(5 * account_id)])
+    upgrade = _flask(env, "db", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    rows = {}
+    with engine.begin() as connection:
+        connection.execute(update(Image.__table__).where(Image.__table__.c.content_id == 101)
+                           .values(status="generated", cost=0.5))  # a write after the migration
+        for row in connection.exec_driver_sql("SELECT account_id, articles, generated, failed, cost "
+                                              "FROM account_totals ORDER BY account_id"):
+            rows[row[0]] = (row[1], row[2], row[3], round(row[4], 6))
+    engine.dispose()
+    assert rows == {1: (5, 3, 1, 0.58), 2: (10, 4, 3, 0.16)}  # article 101: failed -> generated, $0.50
+    downgrade = _flask(env, "db", "downgrade", "7c1e4a2b9d10")
+    assert downgrade.returncode == 0, downgrade.stderr
+    assert _flask(env, "db", "upgrade").returncode == 0
