@@ -15,6 +15,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..integrations.settings import CREDENTIAL_TYPES, credentials_public, image_generation_config
 from ..models import MAX_DB_ID, Account, Content, GenerationTask
+from ..progress.events import EventName
 from ..progress.schema import ImageStatus, ItemStatus, Outcome
 from ..redis_client import get_rq_redis
 from ..streaming.events import task_events
@@ -65,16 +66,16 @@ class TerminalBars:
 def watch(account_id: int, task_id: str) -> dict[str, Any]:
     """Draw the bars until the task is done; returns the final result."""
     bars = TerminalBars()
-    for _event_id, event, payload in task_events(account_id, task_id):
-        if event == "snapshot":
-            for item in payload["meta"]["queue"]:
+    for event in task_events(account_id, task_id):
+        if event.name == EventName.SNAPSHOT:
+            for item in event.data["meta"]["queue"]:
                 bars.update(item)
-        elif event == "image":
-            bars.update(payload)
-        elif event == "lost":
+        elif event.name == EventName.IMAGE:
+            bars.update(event.data)
+        elif event.name == EventName.LOST:
             raise click.ClickException("Lost the connection to Redis; run `flask images watch` again.")
-        elif event == "done":
-            return payload
+        elif event.name == EventName.DONE:
+            return event.data
     raise click.ClickException(f"Task {task_id} not found.")
 
 
@@ -102,16 +103,16 @@ def _article(content_id: int) -> Content:
 
 def _queue_and_watch(content: Content, body: dict[str, Any], no_wait: bool) -> None:
     try:
-        batch = queue_task(content.account_id, body)
+        queued = queue_task(content.account_id, body)
     except QueueError as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"{'Already running' if batch.existing else 'Queued'}: task {batch.task.id}, {len(batch.items)} "
+    click.echo(f"{'Already running' if queued.existing else 'Queued'}: task {queued.task.id}, {len(queued.items)} "
                f"image(s) for “{content.title}”")
-    if batch.note:
-        click.echo(batch.note)
+    if queued.note:
+        click.echo(queued.note)
     _warn_if_no_worker()
     if not no_wait:
-        _finish(watch(content.account_id, batch.task.id))
+        _finish(watch(content.account_id, queued.task.id))
 
 
 def _warn_if_no_worker() -> None:
