@@ -222,7 +222,16 @@
     var bar = li.querySelector(".progress-bar");
     var meter = li.querySelector('[role="progressbar"]');
     var label = li.querySelector(".qi-percent");
-    if (bar) bar.style.width = value.toFixed(1) + "%";
+    if (bar && !bar.style.width) {
+      // A bar the stream has just swapped in starts where the old one was, without the width
+      // transition (which would otherwise animate it up from 0: a bar never moves backwards).
+      bar.style.transition = "none";
+      bar.style.width = value.toFixed(1) + "%";
+      void bar.offsetWidth;
+      bar.style.transition = "";
+    } else if (bar) {
+      bar.style.width = value.toFixed(1) + "%";
+    }
     if (meter && meter.getAttribute("aria-valuenow") !== String(rounded)) meter.setAttribute("aria-valuenow", rounded);
     if (label) label.textContent = rounded + "%";
   }
