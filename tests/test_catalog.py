@@ -75,7 +75,7 @@ def test_runware_models_are_air_ids_with_igny8s_own_suggested(client, acme):
 
 
 def test_the_openai_request_carries_quality_and_background(client, acme, fake_openai, start_worker):
-    from tests.test_generation import GENERATE, article, configure, finished
+    from tests.support.writer import GENERATE, article, configure, finished
 
     client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
     configure(client, acme, provider="openai", model="gpt-image-2", quality="high", background="opaque",

@@ -6,18 +6,9 @@ from __future__ import annotations
 import json
 
 import requests
-import sseclient
 
-from tests.test_generation import GENERATE, article, configure
-
-
-def open_stream(live_server, who, task_id: str, last_event_id: str | None = None):  # noqa: ANN001, ANN201
-    headers = dict(who["headers"], Accept="text/event-stream")
-    if last_event_id:
-        headers["Last-Event-ID"] = last_event_id
-    response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", headers=headers, stream=True,
-                            timeout=30)
-    return response, sseclient.SSEClient(response)
+from tests.support.streams import open_stream
+from tests.support.writer import GENERATE, article, configure
 
 
 def test_stream_sends_snapshot_then_changes_then_done(client, acme, start_worker, live_server):

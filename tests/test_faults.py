@@ -14,8 +14,8 @@ import pytest
 import requests
 import sseclient
 
-from tests.conftest import wait_for
-from tests.test_generation import GENERATE, article, configure, finished, images, progress
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, article, configure, finished, images, progress
 
 
 def _follow(live_server, who, task_id: str, events: list, stop: threading.Event) -> None:  # noqa: ANN001

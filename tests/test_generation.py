@@ -8,38 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from tests.conftest import wait_for
-
-SETTINGS = "/api/v1/system/integrations/image_generation/"
-GENERATE = "/api/v1/writer/images/generate_images/"
-
-
-def article(client, who, in_article: int = 4, title: str = "Sourdough at home") -> dict:  # noqa: ANN001
-    body = {"title": title, "featured_prompt": "A loaf on a board",
-            "in_article_prompts": [f"Step {i}" for i in range(1, in_article + 1)]}
-    response = client.post("/api/v1/writer/content/", json=body, headers=who["headers"])
-    assert response.status_code == 201
-    return response.json
-
-
-def configure(client, who, **config) -> None:  # noqa: ANN001
-    response = client.put(SETTINGS, json=config, headers=who["headers"])
-    assert response.status_code == 200, response.json
-
-
-def progress(client, who, task_id: str) -> dict:  # noqa: ANN001
-    response = client.get(f"/api/v1/system/settings/task_progress/{task_id}/", headers=who["headers"])
-    assert response.status_code == 200
-    return response.json
-
-
-def finished(client, who, task_id: str, timeout: float = 60) -> dict:  # noqa: ANN001
-    return wait_for(lambda: (body := progress(client, who, task_id))["state"] in ("SUCCESS", "FAILURE") and body,
-                    timeout=timeout, message=f"task {task_id} to finish")
-
-
-def images(client, who, content_id: int) -> list[dict]:  # noqa: ANN001
-    return client.get(f"/api/v1/writer/images/?content_id={content_id}", headers=who["headers"]).json["images"]
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, article, configure, finished, images, progress
 
 
 def test_local_provider_generates_every_image_and_stores_variants(client, acme, worker, app_config):

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import RequestRedirect
 
-from tests.conftest import Accounts, AuthActions
-from tests.test_generation import GENERATE, SETTINGS, article, configure, finished, images
+from tests.support.accounts import Accounts, AuthActions
+from tests.support.writer import GENERATE, SETTINGS, article, configure, finished, images
 
 SECRET_TITLE = "Globex confidential launch"
 SECRET_PROMPT = "Globex prototype under a tarp"

@@ -26,8 +26,10 @@ from sqlalchemy import select
 
 from igny8.extensions import db
 from igny8.models import GenerationTask, Image
-from tests.conftest import Accounts, WebProcess, wait_for
-from tests.test_generation import GENERATE, SETTINGS
+from tests.support.accounts import Accounts
+from tests.support.processes import WebProcess
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, SETTINGS
 
 pytestmark = pytest.mark.slow
 

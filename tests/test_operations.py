@@ -8,8 +8,10 @@ import sys
 from igny8 import create_app
 from igny8.ops.redis_server import RedisServer
 from igny8.redis_client import close_redis
-from tests.conftest import ROOT, wait_for
-from tests.test_generation import GENERATE, article, configure, finished
+from tests.support.cli import run_cli
+from tests.support.processes import ROOT
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, article, configure, finished
 
 
 def test_rq_dashboard_lists_a_batch_for_operators_only(client, auth, accounts, acme):
@@ -32,11 +34,6 @@ def test_rq_dashboard_lists_a_batch_for_operators_only(client, auth, accounts, a
     assert client.get("/rq/requeue/images").status_code == 403, "no state change by GET"
     assert client.post(f"/rq/job/{task_id}/delete").status_code == 403, "no state change from elsewhere"
     assert client.get("/rq/").status_code == 200
-
-
-def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "igny8", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_cli_generate_watch_reconcile_and_settings(client, acme, fake_openai, start_worker, worker_env):

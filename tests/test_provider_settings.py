@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from igny8.integrations.settings import safety_identifier
-from tests.conftest import csrf_token_from
-from tests.test_generation import GENERATE, SETTINGS, article, configure, finished
+from tests.support.accounts import csrf_token_from
+from tests.support.writer import GENERATE, SETTINGS, article, configure, finished
 
 OPENAI_KEY = "sk-test-0123456789"
 

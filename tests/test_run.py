@@ -16,7 +16,9 @@ import requests
 
 from igny8.accounts.demo import DEMO_EMAIL, DEMO_PASSWORD
 from igny8.ops.redis_server import free_port, is_reachable
-from tests.conftest import ROOT, _children, csrf_token_from, wait_for
+from tests.support.accounts import csrf_token_from
+from tests.support.processes import ROOT, children_of
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +107,7 @@ def _status(url: str) -> int:
 
 def _child(run: MakeRun, script: str) -> int:
     """The pid of make run's child whose command line mentions ``script``."""
-    for pid in _children(run.proc.pid):
+    for pid in children_of(run.proc.pid):
         try:
             if script in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
                 return pid

@@ -43,8 +43,10 @@ from igny8.extensions import db
 from igny8.models import GenerationTask, Image
 from igny8.ops.redis_server import RedisServer
 from igny8.redis_client import close_redis
-from tests.conftest import ROOT, Accounts, WebProcess, WorkerProcess, wait_for
-from tests.test_generation import GENERATE, SETTINGS
+from tests.support.accounts import Accounts
+from tests.support.processes import ROOT, WebProcess, WorkerProcess
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, SETTINGS
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from igny8.extensions import db
 from igny8.models import IntegrationSettings
-from tests.test_generation import GENERATE, article, configure, finished
+from tests.support.writer import GENERATE, article, configure, finished
 
 KEY = "sk-proj-KNOWN-SECRET-7f3a9c1e5b2d4680"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import wait_for
-from tests.test_events import open_stream
-from tests.test_generation import GENERATE, article, configure, finished, images, progress
-from tests.test_operations import run_cli
+from tests.support.cli import run_cli
+from tests.support.streams import open_stream
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, article, configure, finished, images, progress
 
 KEY = "sk-spend-test-0123456789"
 

@@ -16,8 +16,8 @@ import requests
 from redis import Redis
 
 from igny8.progress.keys import events_key
-from tests.conftest import wait_for
-from tests.test_generation import GENERATE, article, configure, finished, images, progress
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, article, configure, finished, images, progress
 
 LOST_COMMENT = ": progress store unavailable, reconnect"
 
@@ -181,11 +181,11 @@ def test_modal_stream_of_a_logged_in_user_rides_out_a_redis_restart(client, acme
                                                                     redis_server, app):
     """The restart loses every key, the session's included: the login is still good, so the
     modal's stream (re-checking it every second here) is not revoked and reaches ``done``."""
-    from tests.test_stream_auth import _login
+    from tests.support.accounts import login_session
 
     app.config["STREAM_AUTH_RECHECK_SECONDS"] = 1.0
     _content, task_id = _batch(client, acme, start_worker, latency="0.8", in_article=2)
-    browser = _login(live_server, acme["email"])
+    browser = login_session(live_server, acme["email"])
     response = browser.get(f"{live_server.url}/writer/tasks/{task_id}/stream", stream=True, timeout=60)
     assert response.status_code == 200
     seen = Sse()
