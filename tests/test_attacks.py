@@ -19,7 +19,8 @@ from igny8.models import Content
 from igny8.providers.base import ImageRequest, ProviderError
 from igny8.providers.runware_provider import RunwareProvider
 from igny8.text import inert, plain
-from tests.test_generation import GENERATE, article, configure, finished, images
+from tests.support.accounts import PASSWORD, csrf_token_from
+from tests.support.writer import GENERATE, article, configure, finished, images
 
 HOSTILE_TITLE = "Dash <img src=x onerror=\"document.title='XSSED'\">"
 
@@ -239,8 +240,6 @@ def test_only_account_admins_change_settings_and_keys(client, auth, accounts, ac
 @pytest.mark.parametrize("target", ["//evil.test/", "/\\evil.test/", "/\\/evil.test", "/%09/evil.test",
                                     "/\t/evil.test", "https://evil.test/", "/\\\\evil.test"])
 def test_login_never_redirects_to_another_site(client, acme, target):
-    from tests.conftest import PASSWORD, csrf_token_from
-
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
     response = client.post("/login", query_string={"next": target},
                            data={"email": acme["email"], "password": PASSWORD, "csrf_token": token})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import csrf_token_from
+from tests.support.accounts import csrf_token_from
 
 
 def test_login_page_renders_with_csrf(client):

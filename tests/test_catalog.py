@@ -7,8 +7,7 @@ import pytest
 
 from igny8.providers import DEFAULT_MODELS, MODELS, RETIRED_MODELS, retired_model_message
 from igny8.providers.catalog import backgrounds, deprecated_values, openai_catalogue, qualities_for
-
-SETTINGS = "/api/v1/system/integrations/image_generation/"
+from tests.support.writer import SETTINGS
 
 
 def test_openai_choices_are_the_sdks_current_gpt_image_models():
@@ -74,16 +73,13 @@ def test_runware_models_are_air_ids_with_igny8s_own_suggested(client, acme):
         assert bad.status_code == 400 and "model" in bad.json["errors"], model
 
 
-def test_the_openai_request_carries_quality_and_background(client, acme, fake_openai, start_worker):
-    from tests.test_generation import GENERATE, article, configure, finished
-
-    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
-    configure(client, acme, provider="openai", model="gpt-image-2", quality="high", background="opaque",
-              max_in_article_images=0, partial_images=0)
+def test_the_openai_request_carries_quality_and_background(writer, fake_openai, start_worker):
+    writer.save_api_key("openai", "sk-test-0123456789")
+    writer.configure(provider="openai", model="gpt-image-2", quality="high", background="opaque",
+                     max_in_article_images=0, partial_images=0)
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
-    content = article(client, acme, in_article=0)
-    body = finished(client, acme, client.post(GENERATE, json={"content_id": content["id"]},
-                                               headers=acme["headers"]).json["task_id"])
+    content = writer.article(in_article=0)
+    body = writer.finished(writer.generate(content))
     assert body["result"]["outcome"] == "generated"
     assert fake_openai.calls[0]["quality"] == "high" and fake_openai.calls[0]["background"] == "opaque"
     assert body["result"]["cost"] == pytest.approx(0.167 * 1.5), "a featured 1536x1024 image at high"

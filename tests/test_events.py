@@ -6,26 +6,16 @@ from __future__ import annotations
 import json
 
 import requests
-import sseclient
 
-from tests.test_generation import GENERATE, article, configure
-
-
-def open_stream(live_server, who, task_id: str, last_event_id: str | None = None):  # noqa: ANN001, ANN201
-    headers = dict(who["headers"], Accept="text/event-stream")
-    if last_event_id:
-        headers["Last-Event-ID"] = last_event_id
-    response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", headers=headers, stream=True,
-                            timeout=30)
-    return response, sseclient.SSEClient(response)
+from tests.support.streams import open_stream
 
 
-def test_stream_sends_snapshot_then_changes_then_done(client, acme, start_worker, live_server):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+def test_stream_sends_snapshot_then_changes_then_done(writer, start_worker, live_server):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=4)
     start_worker(LOCAL_PROVIDER_LATENCY="0.3")
-    content = article(client, acme)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    response, stream = open_stream(live_server, acme, task_id)
+    content = writer.article()
+    task_id = writer.generate(content)
+    response, stream = open_stream(live_server, writer.who, task_id)
     assert response.headers["Content-Type"].startswith("text/event-stream")
     assert response.headers["Cache-Control"] == "no-cache" and response.headers["X-Accel-Buffering"] == "no"
     events = list(stream.events())
@@ -50,20 +40,20 @@ def test_stream_sends_snapshot_then_changes_then_done(client, acme, start_worker
             progress_seen[item["image_id"]] = item["progress"]
 
 
-def test_reconnect_with_last_event_id_misses_nothing(client, acme, start_worker, live_server):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+def test_reconnect_with_last_event_id_misses_nothing(writer, start_worker, live_server):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=4)
     start_worker(LOCAL_PROVIDER_LATENCY="0.3")
-    content = article(client, acme)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    full_response, full_stream = open_stream(live_server, acme, task_id)
-    response, stream = open_stream(live_server, acme, task_id)
+    content = writer.article()
+    task_id = writer.generate(content)
+    full_response, full_stream = open_stream(live_server, writer.who, task_id)
+    response, stream = open_stream(live_server, writer.who, task_id)
     first = []
     for e in stream.events():
         first.append(e)
         if len(first) == 6:
             break
     response.close()  # drop the connection mid-stream
-    _, resumed = open_stream(live_server, acme, task_id, last_event_id=first[-1].id)
+    _, resumed = open_stream(live_server, writer.who, task_id, last_event_id=first[-1].id)
     rest = list(resumed.events())
     assert rest[0].event != "snapshot", "a resumable id replays what was missed instead"
     ids = [e.id for e in first + rest if e.event != "snapshot"]
@@ -73,39 +63,41 @@ def test_reconnect_with_last_event_id_misses_nothing(client, acme, start_worker,
     full_response.close()
 
 
-def test_finished_task_streams_snapshot_and_done_at_once(client, acme, worker, live_server):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=1)
-    content = article(client, acme, in_article=1)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    list(open_stream(live_server, acme, task_id)[1].events())
-    events = list(open_stream(live_server, acme, task_id)[1].events())
+def test_finished_task_streams_snapshot_and_done_at_once(writer, worker, live_server):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    content = writer.article(in_article=1)
+    task_id = writer.generate(content)
+    list(open_stream(live_server, writer.who, task_id)[1].events())
+    events = list(open_stream(live_server, writer.who, task_id)[1].events())
     assert [e.event for e in events] == ["snapshot", "done"]
 
 
-def test_foreign_or_unknown_task_stream_is_404(client, acme, globex, worker, live_server):
-    configure(client, acme, provider="local", model="placeholder")
-    content = article(client, acme, in_article=1)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+def test_foreign_or_unknown_task_stream_is_404(writer, writer_for, globex, worker, live_server):
+    writer.configure(provider="local", model="placeholder")
+    content = writer.article(in_article=1)
+    task_id = writer.generate(content)
     foreign = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", headers=globex["headers"], timeout=10)
     assert foreign.status_code == 404
-    unknown = requests.get(f"{live_server.url}/api/v1/tasks/nope/events", headers=acme["headers"], timeout=10)
+    unknown = requests.get(f"{live_server.url}/api/v1/tasks/nope/events", headers=writer.headers, timeout=10)
     assert unknown.status_code == 404
-    assert client.get(f"/api/v1/system/settings/task_progress/{task_id}/", headers=globex["headers"]).status_code == 404
-    assert client.post(f"/api/v1/tasks/{task_id}/cancel", headers=globex["headers"]).status_code == 404
+    intruder = writer_for(globex)
+    assert intruder.client.get(f"/api/v1/system/settings/task_progress/{task_id}/", headers=intruder.headers) \
+        .status_code == 404
+    assert intruder.cancel(task_id).status_code == 404
 
 
-def test_many_open_streams_hold_no_database_connection(app, client, acme, start_worker, live_server):
+def test_many_open_streams_hold_no_database_connection(app, writer, start_worker, live_server):
     """40 watchers of one running batch (more than the database pool's 15 connections): every one
     gets its snapshot at once and its ``done`` at the end, and the open streams hold no connection."""
     from concurrent.futures import ThreadPoolExecutor
 
     from igny8.extensions import db
 
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+    writer.configure(provider="local", model="placeholder", max_in_article_images=2)
     start_worker(LOCAL_PROVIDER_LATENCY="0.7")
-    content = article(client, acme, in_article=2)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    opened = [open_stream(live_server, acme, task_id) for _ in range(40)]
+    content = writer.article(in_article=2)
+    task_id = writer.generate(content)
+    opened = [open_stream(live_server, writer.who, task_id) for _ in range(40)]
     readers = [stream.events() for _, stream in opened]
     assert all(next(events).event == "snapshot" for events in readers)
     with app.app_context():
@@ -121,13 +113,13 @@ def test_many_open_streams_hold_no_database_connection(app, client, acme, start_
         response.close()
 
 
-def test_stream_sends_each_change_once(client, acme, start_worker, live_server):
+def test_stream_sends_each_change_once(writer, start_worker, live_server):
     """No image event repeats the previous one's data, no two ``task`` events are the same, no id twice."""
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+    writer.configure(provider="local", model="placeholder", max_in_article_images=4)
     start_worker(LOCAL_PROVIDER_LATENCY="0.3")
-    content = article(client, acme)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    response, stream = open_stream(live_server, acme, task_id)
+    content = writer.article()
+    task_id = writer.generate(content)
+    response, stream = open_stream(live_server, writer.who, task_id)
     events = list(stream.events())
     response.close()
     assert events[0].event == "snapshot" and events[-1].event == "done"

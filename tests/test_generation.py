@@ -8,54 +8,27 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from tests.conftest import wait_for
+from tests.support.processes import WorkerProcess
+from tests.support.waiting import wait_for
+from tests.support.writer import Writer
 
-SETTINGS = "/api/v1/system/integrations/image_generation/"
-GENERATE = "/api/v1/writer/images/generate_images/"
-
-
-def article(client, who, in_article: int = 4, title: str = "Sourdough at home") -> dict:  # noqa: ANN001
-    body = {"title": title, "featured_prompt": "A loaf on a board",
-            "in_article_prompts": [f"Step {i}" for i in range(1, in_article + 1)]}
-    response = client.post("/api/v1/writer/content/", json=body, headers=who["headers"])
-    assert response.status_code == 201
-    return response.json
+OPENAI_KEY = "sk-test-0123456789"
 
 
-def configure(client, who, **config) -> None:  # noqa: ANN001
-    response = client.put(SETTINGS, json=config, headers=who["headers"])
-    assert response.status_code == 200, response.json
-
-
-def progress(client, who, task_id: str) -> dict:  # noqa: ANN001
-    response = client.get(f"/api/v1/system/settings/task_progress/{task_id}/", headers=who["headers"])
-    assert response.status_code == 200
-    return response.json
-
-
-def finished(client, who, task_id: str, timeout: float = 60) -> dict:  # noqa: ANN001
-    return wait_for(lambda: (body := progress(client, who, task_id))["state"] in ("SUCCESS", "FAILURE") and body,
-                    timeout=timeout, message=f"task {task_id} to finish")
-
-
-def images(client, who, content_id: int) -> list[dict]:  # noqa: ANN001
-    return client.get(f"/api/v1/writer/images/?content_id={content_id}", headers=who["headers"]).json["images"]
-
-
-def test_local_provider_generates_every_image_and_stores_variants(client, acme, worker, app_config):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
-    content = article(client, acme)
-    response = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"])
+def test_local_provider_generates_every_image_and_stores_variants(writer, worker, app_config):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=4)
+    content = writer.article()
+    response = writer.click_generate(content)
     assert response.status_code == 202
     body = response.json
     labels = ["Featured Image"] + [f"In-Article Image {i}" for i in range(1, 5)]
     assert [item["label"] for item in body["queue"]] == labels
     assert all(item["status"] == "pending" and item["content_title"] == content["title"] for item in body["queue"])
-    result = finished(client, acme, body["task_id"])
+    result = writer.finished(body["task_id"])
     assert result["state"] == "SUCCESS"
     assert result["meta"]["completed"] == 5 and result["meta"]["failed"] == 0
     assert [r["status"] for r in result["meta"]["results"]] == ["completed"] * 5
-    rows = images(client, acme, content["id"])
+    rows = writer.images(content)
     assert all(row["status"] == "generated" and row["placeholder"] and row["attempts"] == 1 for row in rows)
     media = Path(app_config["MEDIA_ROOT"])
     featured = rows[0]
@@ -64,60 +37,55 @@ def test_local_provider_generates_every_image_and_stores_variants(client, acme, 
         assert desktop.format == "WEBP" and mobile.format == "WEBP"
         assert desktop.size == (1536, 1024) and mobile.size[0] == 768
     assert "sourdough-at-home" in featured["image_url"]
-    served = client.get(featured["image_url"], headers=acme["headers"])
+    served = writer.client.get(featured["image_url"], headers=writer.headers)
     assert served.status_code == 200 and served.mimetype == "image/webp"
     served.close()
 
 
-def test_openai_batch_calls_the_provider_once_per_image(client, acme, fake_openai, start_worker):
-    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
-    configure(client, acme, provider="openai", model="gpt-image-2", max_in_article_images=4, image_format="png")
+def test_openai_batch_calls_the_provider_once_per_image(writer, fake_openai, start_worker):
+    writer.save_api_key("openai", OPENAI_KEY)
+    writer.configure(provider="openai", model="gpt-image-2", max_in_article_images=4, image_format="png")
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
-    content = article(client, acme)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    result = finished(client, acme, task_id)
+    content = writer.article()
+    result = writer.finished(writer.generate(content))
     assert result["meta"]["completed"] == 5
     assert fake_openai.call_count == 5
     assert {call["model"] for call in fake_openai.calls} == {"gpt-image-2"}
     assert "Sourdough at home" in fake_openai.calls[0]["prompt"], "the template adds the article title"
-    rows = images(client, acme, content["id"])
+    rows = writer.images(content)
     assert all(r["provider"] == "openai" and r["cost"] > 0 and r["attempts"] == 1 for r in rows)
     assert rows[0]["image_url"].endswith(".png")
 
 
-def test_concurrent_batch_stores_every_image_and_fails_only_the_undecodable_one(client, acme, fake_openai,
-                                                                              start_worker):
+def test_concurrent_batch_stores_every_image_and_fails_only_the_undecodable_one(writer, fake_openai, start_worker):
     """Concurrency 3: calls run three at a time while images are stored on their own threads; an
     image that does not decode fails alone, with its cost (it was billed), and nothing is lost."""
-    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
-    configure(client, acme, provider="openai", max_in_article_images=4, concurrency=3)
+    writer.save_api_key("openai", OPENAI_KEY)
+    writer.configure(provider="openai", max_in_article_images=4, concurrency=3)
     fake_openai.latency = 0.3
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
-    body = {"title": "Concurrent", "featured_prompt": "A cover",
-            "in_article_prompts": ["One", "Two [provider-fail:garbage-image]", "Three", "Four"]}
-    content = client.post("/api/v1/writer/content/", json=body, headers=acme["headers"]).json
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    result = finished(client, acme, task_id)
+    content = writer.write("Concurrent", featured_prompt="A cover",
+                           in_article_prompts=["One", "Two [provider-fail:garbage-image]", "Three", "Four"])
+    result = writer.finished(writer.generate(content))
     assert (result["state"], result["meta"]["completed"], result["meta"]["failed"]) == ("SUCCESS", 4, 1)
     assert fake_openai.call_count == 5, "one call per image, the undecodable one included, none repeated"
-    rows = images(client, acme, content["id"])
+    rows = writer.images(content)
     bad = next(r for r in rows if "provider-fail" in r["prompt"])
     assert bad["status"] == "failed" and "not an image" in bad["error"] and bad["cost"] > 0 and bad["attempts"] == 1
     assert all(r["status"] == "generated" and r["image_url"] for r in rows if r is not bad)
 
 
-def test_runware_batch_uses_the_task_array_format(client, acme, fake_runware, start_worker):
-    client.put("/api/v1/system/integrations/runware/", json={"api_key": "rw-test-0123456789"}, headers=acme["headers"])
-    configure(client, acme, provider="runware", max_in_article_images=2)
+def test_runware_batch_uses_the_task_array_format(writer, fake_runware, start_worker):
+    writer.save_api_key("runware", "rw-test-0123456789")
+    writer.configure(provider="runware", max_in_article_images=2)
     start_worker(RUNWARE_BASE_URL=fake_runware.base_url)
-    content = article(client, acme, in_article=2)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    assert finished(client, acme, task_id)["meta"]["completed"] == 3
+    content = writer.article(in_article=2)
+    assert writer.finished(writer.generate(content))["meta"]["completed"] == 3
     assert fake_runware.call_count == 3
     task = fake_runware.calls[0][0]
     assert task["taskType"] == "imageInference" and task["width"] % 64 == 0 and task["height"] % 64 == 0
     assert task["negativePrompt"] and task["positivePrompt"]
-    assert all(r["cost"] > 0 for r in images(client, acme, content["id"]))
+    assert all(r["cost"] > 0 for r in writer.images(content))
 
 
 @pytest.mark.parametrize("behaviours, status, attempts, message", [
@@ -132,18 +100,17 @@ def test_runware_batch_uses_the_task_array_format(client, acme, fake_runware, st
     (["malformed"], "failed", 1, None),
     (["garbage-image"], "failed", 1, "not an image"),
 ])
-def test_provider_faults_end_as_documented_per_image_outcomes(client, acme, fake_openai, start_worker,
+def test_provider_faults_end_as_documented_per_image_outcomes(writer, fake_openai, start_worker,
                                                               behaviours, status, attempts, message):
-    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
-    configure(client, acme, provider="openai", max_in_article_images=1)
+    writer.save_api_key("openai", OPENAI_KEY)
+    writer.configure(provider="openai", max_in_article_images=1)
     fake_openai.hang_seconds = 8
     start_worker(OPENAI_BASE_URL=fake_openai.base_url, PROVIDER_TIMEOUT="2")
-    content = article(client, acme, in_article=1)
+    content = writer.article(in_article=1)
     fake_openai.queue_behaviours(*behaviours)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    result = finished(client, acme, task_id, timeout=60)
+    result = writer.finished(writer.generate(content), timeout=60)
     assert result["state"] == "SUCCESS", "one image failing never fails the task"
-    featured, second = images(client, acme, content["id"])
+    featured, second = writer.images(content)
     assert featured["status"] == status and featured["attempts"] == attempts
     if message:
         assert message.lower() in featured["error"].lower()
@@ -152,16 +119,16 @@ def test_provider_faults_end_as_documented_per_image_outcomes(client, acme, fake
     assert fake_openai.call_count == attempts + 1
 
 
-def test_double_click_never_queues_twice(client, acme, worker):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
-    content = article(client, acme)
-    first = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"])
-    second = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"])
+def test_double_click_never_queues_twice(writer, worker):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=4)
+    content = writer.article()
+    first = writer.click_generate(content)
+    second = writer.click_generate(content)
     assert first.status_code == second.status_code == 202
     assert second.json["task_id"] == first.json["task_id"] and second.json["existing"] is True
     assert len(second.json["queue"]) == 5
-    finished(client, acme, first.json["task_id"])
-    again = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"])
+    writer.finished(first.json["task_id"])
+    again = writer.click_generate(content)
     assert again.status_code == 409 and "Nothing to generate" in again.json["error"]
 
 
@@ -170,66 +137,85 @@ def test_double_click_never_queues_twice(client, acme, worker):
     ({"ids": list(range(1, 500))}, 400), ({"content_id": "x"}, 400), ({"content_id": 99999}, 404),
     ({"ids": [99999]}, 404), ({"extra": 1}, 400), ([1, 2], 400),
 ])
-def test_malformed_or_unknown_generate_requests(client, acme, body, status):
-    response = client.post(GENERATE, json=body, headers=acme["headers"])
+def test_malformed_or_unknown_generate_requests(writer, body, status):
+    response = writer.click_generate(body=body)
     assert response.status_code == status and response.json["error"]
 
 
-def test_another_accounts_images_answer_404_and_are_not_queued(client, acme, globex):
-    content = article(client, acme)
+def test_another_accounts_images_answer_404_and_are_not_queued(writer, globex, writer_for):
+    content = writer.article()
     ids = [img["id"] for img in content["images"]]
-    response = client.post(GENERATE, json={"ids": ids}, headers=globex["headers"])
+    intruder = writer_for(globex)
+    response = intruder.click_generate(ids=ids)
     assert response.status_code == 404
-    assert client.post(GENERATE, json={"content_id": content["id"]}, headers=globex["headers"]).status_code == 404
-    assert {img["status"] for img in images(client, acme, content["id"])} == {"pending"}
+    assert intruder.click_generate(content).status_code == 404
+    assert {img["status"] for img in writer.images(content)} == {"pending"}
 
 
-def test_explicit_ids_requeue_failed_images(client, acme, worker):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=0)
-    content = article(client, acme, in_article=2)
+def test_explicit_ids_requeue_failed_images(writer, worker):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=0)
+    content = writer.article(in_article=2)
     ids = [img["id"] for img in content["images"]][1:]
-    task_id = client.post(GENERATE, json={"ids": ids}, headers=acme["headers"]).json["task_id"]
-    assert finished(client, acme, task_id)["meta"]["completed"] == 2
-    statuses = [img["status"] for img in images(client, acme, content["id"])]
+    assert writer.finished(writer.generate(ids=ids))["meta"]["completed"] == 2
+    statuses = [img["status"] for img in writer.images(content)]
     assert statuses == ["pending", "generated", "generated"]
 
 
-def test_cancel_stops_after_the_image_in_flight(client, acme, start_worker):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+def test_cancel_stops_after_the_image_in_flight(writer, start_worker):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=4)
     start_worker(LOCAL_PROVIDER_LATENCY="1.0")
-    content = article(client, acme)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    wait_for(lambda: progress(client, acme, task_id)["meta"]["current_image"] >= 1, message="first image started")
-    response = client.post(f"/api/v1/tasks/{task_id}/cancel", headers=acme["headers"])
+    content = writer.article()
+    task_id = writer.generate(content)
+    wait_for(lambda: writer.progress(task_id)["meta"]["current_image"] >= 1, message="first image started")
+    response = writer.cancel(task_id)
     assert response.status_code == 202
-    result = finished(client, acme, task_id)
+    result = writer.finished(task_id)
     assert result["state"] == "SUCCESS" and result["meta"]["cancelled"] is True
-    statuses = [img["status"] for img in images(client, acme, content["id"])]
+    statuses = [img["status"] for img in writer.images(content)]
     assert statuses[0] == "generated" and "pending" in statuses and "processing" not in statuses
     assert "queued" not in statuses
-    assert client.post(f"/api/v1/tasks/{task_id}/cancel", headers=acme["headers"]).status_code == 409
+    assert writer.cancel(task_id).status_code == 409
 
 
-def test_worker_killed_mid_batch_leaves_nothing_stuck(client, acme, start_worker, app):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
-    first = start_worker(LOCAL_PROVIDER_LATENCY="1.5")
-    content = article(client, acme)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    wait_for(lambda: progress(client, acme, task_id)["meta"]["completed"] >= 1, message="one image done")
-    wait_for(lambda: any(i["status"] == "processing" for i in images(client, acme, content["id"])), message="mid-image")
-    first.kill()
-    done_before = [i for i in images(client, acme, content["id"]) if i["status"] == "generated"]
+# ---------------------------------------------------------------- a worker killed mid-batch, in steps
+
+def _kill_worker_mid_image(writer: Writer, worker: WorkerProcess, content: dict, task_id: str) -> list[dict]:
+    """SIGKILL the worker once one image is done and the next is being made; the rows generated by then."""
+    wait_for(lambda: writer.progress(task_id)["meta"]["completed"] >= 1, message="one image done")
+    wait_for(lambda: any(i["status"] == "processing" for i in writer.images(content)), message="mid-image")
+    worker.kill()
+    return [i for i in writer.images(content) if i["status"] == "generated"]
+
+
+def _dead_task_fails_and_nothing_is_stuck(writer: Writer, app, content: dict, task_id: str,  # noqa: ANN001
+                                          done_before: list[dict]) -> list[int]:
+    """The task ends FAILURE (task_progress reconciles a dead task), no row stays processing or
+    queued, the files made before the kill are intact; the ids of the images it failed."""
     app.config["HEARTBEAT_STALE_SECONDS"] = 3
-    result = finished(client, acme, task_id, timeout=30)  # task_progress reconciles a dead task
+    result = writer.finished(task_id, timeout=30)
     assert result["state"] == "FAILURE" and "worker" in result["result"]["error"]
-    rows = images(client, acme, content["id"])
+    rows = writer.images(content)
     assert not [r for r in rows if r["status"] in ("processing", "queued")]
     media = Path(app.config["MEDIA_ROOT"])
     for row in done_before:
         assert (media / row["image_url"].removeprefix("/media/")).is_file(), "finished files are intact"
     failed_ids = [r["id"] for r in rows if r["status"] == "failed"]
     assert failed_ids and all("interrupted" in r["error"] for r in rows if r["status"] == "failed")
+    return failed_ids
+
+
+def _retry_on_a_new_worker_generates_the_rest(writer: Writer, start_worker, content: dict,  # noqa: ANN001
+                                              failed_ids: list[int]) -> None:
     start_worker(LOCAL_PROVIDER_LATENCY="0")
-    retry = client.post(GENERATE, json={"ids": failed_ids}, headers=acme["headers"]).json["task_id"]
-    assert finished(client, acme, retry)["meta"]["completed"] == len(failed_ids)
-    assert {r["status"] for r in images(client, acme, content["id"])} == {"generated"}
+    assert writer.finished(writer.generate(ids=failed_ids))["meta"]["completed"] == len(failed_ids)
+    assert {r["status"] for r in writer.images(content)} == {"generated"}
+
+
+def test_worker_killed_mid_batch_leaves_nothing_stuck(writer, start_worker, app):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=4)
+    first = start_worker(LOCAL_PROVIDER_LATENCY="1.5")
+    content = writer.article()
+    task_id = writer.generate(content)
+    done_before = _kill_worker_mid_image(writer, first, content, task_id)
+    failed_ids = _dead_task_fails_and_nothing_is_stuck(writer, app, content, task_id, done_before)
+    _retry_on_a_new_worker_generates_the_rest(writer, start_worker, content, failed_ids)

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import RequestRedirect
 
-from tests.conftest import Accounts, AuthActions
-from tests.test_generation import GENERATE, SETTINGS, article, configure, finished, images
+from tests.support.accounts import Accounts
+from tests.support.writer import GENERATE, SETTINGS, Writer
 
 SECRET_TITLE = "Globex confidential launch"
 SECRET_PROMPT = "Globex prototype under a tarp"
@@ -24,47 +24,45 @@ def media_status(client: FlaskClient, key: str, who: dict) -> int:
         return response.status_code
 
 
-def _globex_work(client: FlaskClient, globex: dict) -> dict:
+def _globex_work(globex: Writer) -> dict:
     """Globex's article, its generated images (files on disk) and the finished task."""
-    configure(client, globex, provider="local", model="placeholder", max_in_article_images=1)
-    content = article(client, globex, in_article=1, title=SECRET_TITLE)
-    body = {"title": f"{SECRET_TITLE} 2", "featured_prompt": SECRET_PROMPT}
-    second = client.post("/api/v1/writer/content/", json=body, headers=globex["headers"])
-    assert second.status_code == 201
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=globex["headers"]).json["task_id"]
-    assert finished(client, globex, task_id)["state"] == "SUCCESS"
-    rows = images(client, globex, content["id"])
+    globex.configure(provider="local", model="placeholder", max_in_article_images=1)
+    content = globex.article(in_article=1, title=SECRET_TITLE)
+    globex.write(f"{SECRET_TITLE} 2", featured_prompt=SECRET_PROMPT)
+    task_id = globex.generate(content)
+    assert globex.finished(task_id)["state"] == "SUCCESS"
+    rows = globex.images(content)
     keys = [url.removeprefix("/media/") for row in rows for url in (row["image_url"], row["mobile_url"]) if url]
-    assert keys and all(media_status(client, key, globex) == 200 for key in keys)
+    assert keys and all(media_status(globex.client, key, globex.who) == 200 for key in keys)
     return {"content_id": content["id"], "image_ids": [row["id"] for row in rows], "task_id": task_id,
             "media": keys, "secrets": [SECRET_TITLE, SECRET_PROMPT, task_id, *keys]}
 
 
-def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask, client: FlaskClient,
-                                                                        accounts: Accounts, worker):  # noqa: ANN001
-    globex = accounts.create("Globex")
-    work = _globex_work(client, globex)
-    intruder = accounts.create("Intruder", admin=True)  # an account admin, but no operator
-    auth = AuthActions(client)
-    assert auth.login(intruder["email"]).status_code == 302
-    api, form = intruder["headers"], {"csrf_token": auth.csrf}
-    cid, tid = work["content_id"], work["task_id"]
-    adapter = app.url_map.bind("localhost")
-    asked: set[str] = set()
+class RouteProbe:
+    """Asks one route as the intruder: checks the status and that no secret of Globex is in the
+    body, and records the route's endpoint, so the test can tell which routes were never asked."""
 
-    def ask(method: str, path: str, expected: set[int], **kwargs) -> str:  # noqa: ANN003
+    def __init__(self, app: Flask, client: FlaskClient, secrets: list[str]) -> None:
+        self.client, self.secrets = client, secrets
+        self.adapter = app.url_map.bind("localhost")
+        self.asked: set[str] = set()
+
+    def ask(self, method: str, path: str, expected: set[int], **kwargs) -> str:  # noqa: ANN003
         try:
-            asked.add(adapter.match(path.split("?")[0], method=method)[0])
+            self.asked.add(self.adapter.match(path.split("?")[0], method=method)[0])
         except RequestRedirect as redirect:  # /rq/0/ is the canonical /rq/ (a default argument)
-            asked.add(adapter.match(urlsplit(redirect.new_url).path, method=method)[0])
-        with client.open(path, method=method, **kwargs) as response:
+            self.asked.add(self.adapter.match(urlsplit(redirect.new_url).path, method=method)[0])
+        with self.client.open(path, method=method, **kwargs) as response:
             body = response.get_data(as_text=True)
         assert response.status_code in expected, f"{method} {path}: {response.status_code} {body[:200]}"
-        leaked = [secret for secret in work["secrets"] if secret in body]
+        leaked = [secret for secret in self.secrets if secret in body]
         assert not leaked, f"{method} {path} revealed {leaked}"
         return body
 
-    # Routes that name Globex's ids: 404, with the session and with a Bearer token.
+
+def _routes_naming_globex_ids_answer_404(probe: RouteProbe, work: dict, api: dict, form: dict) -> None:
+    """Routes that name Globex's ids: 404, with the session and with a Bearer token."""
+    ask, cid, tid = probe.ask, work["content_id"], work["task_id"]
     for path in (f"/writer/content/{cid}/edit", f"/writer/tasks/{tid}/modal", f"/writer/tasks/{tid}/stream",
                  *(f"/media/{key}" for key in work["media"])):
         ask("GET", path, {404})
@@ -78,15 +76,19 @@ def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask
     ask("POST", GENERATE, {404}, headers=api, json={"ids": work["image_ids"]})
     ask("GET", f"/api/v1/writer/images/?content_id={cid}", {200}, headers=api)
 
-    # The intruder's own lists, pages and settings: nothing of Globex.
+
+def _intruders_own_lists_and_pages_show_nothing_of_globex(probe: RouteProbe, api: dict) -> None:
     for path in ("/", "/writer/images", f"/writer/images?q={SECRET_TITLE.split()[0]}",
                  "/writer/images?status=generated", "/writer/content/new", "/settings/integrations",
                  "/settings/api-token"):
-        ask("GET", path, {200, 302}, follow_redirects=True)
+        probe.ask("GET", path, {200, 302}, follow_redirects=True)
     for path in ("/api/v1/writer/content/", "/api/v1/writer/images/", SETTINGS,
                  "/api/v1/system/integrations/openai/", "/api/v1/system/integrations/runware/"):
-        ask("GET", path, {200}, headers=api)
-    # Writes land in the intruder's own account only.
+        probe.ask("GET", path, {200}, headers=api)
+
+
+def _intruders_writes_land_in_its_own_account(probe: RouteProbe, api: dict, form: dict) -> None:
+    ask = probe.ask
     ask("PUT", SETTINGS, {200}, headers=api, json={"max_in_article_images": 5})
     ask("PUT", "/api/v1/system/integrations/runware/", {200}, headers=api, json={"model": "runware:101@1"})
     ask("POST", "/api/v1/writer/content/", {201}, headers=api, json={"title": "Intruder's own"})
@@ -98,29 +100,51 @@ def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask
     ask("POST", "/settings/api-token", {200, 302}, data=form)
     ask("POST", "/settings/api-token/revoke", {200, 302}, data=form)
 
-    # The operators' queue dashboard: every route, 403 for an account admin who is not an operator.
+
+def _queue_dashboard_refuses_an_admin_who_is_no_operator(probe: RouteProbe, tid: str, form: dict) -> None:
+    """The operators' queue dashboard: every route, 403 for an account admin who is not an operator."""
     for path in ("/rq/", "/rq/0/", "/rq/0/view", "/rq/0/view/queues", "/rq/0/view/workers", "/rq/0/view/jobs",
                  f"/rq/0/view/job/{tid}", "/rq/0/view/jobs/images/queued/10/asc/1", "/rq/0/data/queues.json",
                  "/rq/0/data/workers.json", f"/rq/0/data/job/{tid}.json",
                  "/rq/0/data/jobs/images/finished/10/asc/1.json",
                  "/rq/favicon.ico", "/rq/static/css/bootstrap.min.css", "/rq/requeue/images"):
-        ask("GET", path, {403}, follow_redirects=True)
+        probe.ask("GET", path, {403}, follow_redirects=True)
     for path in (f"/rq/job/{tid}/delete", f"/rq/job/{tid}/requeue", "/rq/queue/images/finished/empty",
                  "/rq/queue/images/compact", "/rq/requeue/images"):
-        ask("POST", path, {403}, data=form)
+        probe.ask("POST", path, {403}, data=form)
 
-    # Public routes carry no account data.
+
+def _public_routes_carry_no_account_data(probe: RouteProbe, intruder: Writer, form: dict) -> None:
     for path in ("/healthz", "/api/v1/openapi.json", "/static/css/app.css", "/login"):
-        ask("GET", path, {200, 302, 503})
-    ask("POST", "/logout", {302}, data=form)
-    ask("POST", "/login", {401}, data={"email": intruder["email"], "password": "wrong", "csrf_token": auth.csrf})
+        probe.ask("GET", path, {200, 302, 503})
+    probe.ask("POST", "/logout", {302}, data=form)
+    probe.ask("POST", "/login", {401}, data={"email": intruder.email, "password": "wrong", "csrf_token": intruder.csrf})
+
+
+def _globex_data_is_as_it_was(globex: Writer, work: dict) -> None:
+    assert [row["status"] for row in globex.images(work["content_id"])] == ["generated", "generated"]
+    own = globex.client.get("/api/v1/writer/content/", headers=globex.headers).json["content"]
+    assert {item["title"] for item in own} == {SECRET_TITLE, f"{SECRET_TITLE} 2"}
+    assert globex.client.get(SETTINGS, headers=globex.headers).json["config"]["max_in_article_images"] == 1
+    assert all(media_status(globex.client, key, globex.who) == 200 for key in work["media"])
+
+
+def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask, client: FlaskClient,
+                                                                        accounts: Accounts, writer_for,
+                                                                        worker):  # noqa: ANN001
+    globex = writer_for(accounts.create("Globex"))
+    work = _globex_work(globex)
+    intruder = writer_for(accounts.create("Intruder", admin=True))  # an account admin, but no operator
+    assert intruder.login().status_code == 302
+    api, form = intruder.headers, {"csrf_token": intruder.csrf}
+    probe = RouteProbe(app, client, work["secrets"])
+
+    _routes_naming_globex_ids_answer_404(probe, work, api, form)
+    _intruders_own_lists_and_pages_show_nothing_of_globex(probe, api)
+    _intruders_writes_land_in_its_own_account(probe, api, form)
+    _queue_dashboard_refuses_an_admin_who_is_no_operator(probe, work["task_id"], form)
+    _public_routes_carry_no_account_data(probe, intruder, form)
 
     every = {rule.endpoint for rule in app.url_map.iter_rules()}
-    assert asked == every, f"routes not asked: {sorted(every - asked)}"
-
-    # Globex's data is as it was.
-    assert [row["status"] for row in images(client, globex, cid)] == ["generated", "generated"]
-    own = client.get("/api/v1/writer/content/", headers=globex["headers"]).json["content"]
-    assert {item["title"] for item in own} == {SECRET_TITLE, f"{SECRET_TITLE} 2"}
-    assert client.get(SETTINGS, headers=globex["headers"]).json["config"]["max_in_article_images"] == 1
-    assert all(media_status(client, key, globex) == 200 for key in work["media"])
+    assert probe.asked == every, f"routes not asked: {sorted(every - probe.asked)}"
+    _globex_data_is_as_it_was(globex, work)

@@ -8,22 +8,23 @@ import sys
 from igny8 import create_app
 from igny8.ops.redis_server import RedisServer
 from igny8.redis_client import close_redis
-from tests.conftest import ROOT, wait_for
-from tests.test_generation import GENERATE, article, configure, finished
+from tests.support.cli import run_cli
+from tests.support.processes import ROOT
+from tests.support.waiting import wait_for
 
 
-def test_rq_dashboard_lists_a_batch_for_operators_only(client, auth, accounts, acme):
-    configure(client, acme, provider="local", model="placeholder")
-    content = article(client, acme, title="Dashboard bread")
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+def test_rq_dashboard_lists_a_batch_for_operators_only(client, writer, writer_for, accounts):
+    writer.configure(provider="local", model="placeholder")
+    content = writer.article(title="Dashboard bread")
+    task_id = writer.generate(content)
     assert client.get("/rq/0/data/queues.json").status_code == 302, "anonymous: to the login page"
-    writer = accounts.create("Writer", admin=False)
-    auth.login(writer["email"])
+    no_admin = writer_for(accounts.create("Writer", admin=False))
+    no_admin.login()
     assert client.get("/rq/0/data/queues.json").status_code == 403
-    client.post("/logout", data={"csrf_token": auth.csrf})
-    auth.login(acme["email"])
+    no_admin.logout()
+    writer.login()
     assert client.get("/rq/0/data/queues.json").status_code == 403, "an account admin is not an operator"
-    accounts.make_operator(acme)
+    accounts.make_operator(writer.who)
     queues = client.get("/rq/0/data/queues.json").json["queues"]
     assert any(q["name"] == "images" and q["count"] == 1 for q in queues)
     job = client.get(f"/rq/0/data/job/{task_id}.json").json
@@ -34,24 +35,18 @@ def test_rq_dashboard_lists_a_batch_for_operators_only(client, auth, accounts, a
     assert client.get("/rq/").status_code == 200
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "igny8", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def test_cli_generate_watch_reconcile_and_settings(client, acme, fake_openai, start_worker, worker_env):
+def test_cli_generate_watch_reconcile_and_settings(writer, fake_openai, start_worker, worker_env):
     key = "sk-cli-SECRET-000111222"
-    client.put("/api/v1/system/integrations/openai/", json={"api_key": key}, headers=acme["headers"])
-    configure(client, acme, provider="openai", max_in_article_images=2)
+    writer.save_api_key("openai", key)
+    writer.configure(provider="openai", max_in_article_images=2)
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
-    content = article(client, acme, in_article=2)
+    content = writer.article(in_article=2)
     result = run_cli(worker_env, "images", "generate", "--content", str(content["id"]))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Featured Image" in result.stdout and "In-Article Image 2" in result.stdout
     assert "SUCCESS: 3 generated, 0 failed" in result.stdout and "100%" in result.stdout
     assert fake_openai.call_count == 3
-    failing = client.post("/api/v1/writer/content/", headers=acme["headers"], json={
-        "title": "Fails", "featured_prompt": "x [provider-fail:content-policy]"}).json
+    failing = writer.write("Fails", featured_prompt="x [provider-fail:content-policy]")
     result = run_cli(worker_env, "images", "generate", "--content", str(failing["id"]))
     assert result.returncode == 1 and "0 generated, 1 failed" in result.stdout
     queued = run_cli(worker_env, "images", "generate", "--content", str(content["id"]))
@@ -64,9 +59,9 @@ def test_cli_generate_watch_reconcile_and_settings(client, acme, fake_openai, st
         assert run_cli(worker_env, group, "--help").returncode == 0
 
 
-def test_cli_generate_warns_when_no_worker_listens_on_its_redis(client, acme, worker_env):
-    configure(client, acme, provider="local", model="placeholder")
-    content = article(client, acme)
+def test_cli_generate_warns_when_no_worker_listens_on_its_redis(writer, worker_env):
+    writer.configure(provider="local", model="placeholder")
+    content = writer.article()
     with RedisServer() as empty:  # a Redis of its own: no worker of another test is registered there
         result = run_cli({**worker_env, "REDIS_URL": empty.url}, "images", "generate", "--content",
                          str(content["id"]), "--no-wait")
@@ -74,11 +69,11 @@ def test_cli_generate_warns_when_no_worker_listens_on_its_redis(client, acme, wo
     assert f"no worker is running on Redis 127.0.0.1:{empty.port}/0" in result.stderr
 
 
-def test_cli_watch_follows_a_running_batch(client, acme, start_worker, worker_env):
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+def test_cli_watch_follows_a_running_batch(writer, start_worker, worker_env):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=2)
     start_worker(LOCAL_PROVIDER_LATENCY="0.5")
-    content = article(client, acme, in_article=2)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    content = writer.article(in_article=2)
+    task_id = writer.generate(content)
     result = run_cli(worker_env, "images", "watch", task_id)
     assert result.returncode == 0 and "SUCCESS: 3 generated" in result.stdout
     assert run_cli(worker_env, "images", "watch", "nope").returncode == 1
@@ -120,30 +115,30 @@ def test_healthz_follows_redis_down_and_back(app_config, tmp_path, start_worker)
         close_redis(app)
 
 
-def test_logs_carry_ids_and_never_the_key(client, acme, fake_openai, start_worker):
+def test_logs_carry_ids_and_never_the_key(writer, fake_openai, start_worker):
     key = "sk-log-SECRET-999888777"
-    client.put("/api/v1/system/integrations/openai/", json={"api_key": key}, headers=acme["headers"])
-    configure(client, acme, provider="openai", max_in_article_images=0)
+    writer.save_api_key("openai", key)
+    writer.configure(provider="openai", max_in_article_images=0)
     worker = start_worker(OPENAI_BASE_URL=fake_openai.base_url)
-    content = article(client, acme, in_article=0)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    finished(client, acme, task_id)
+    content = writer.article(in_article=0)
+    task_id = writer.generate(content)
+    writer.finished(task_id)
     wait_for(lambda: "task_finished" in worker.output(), message="log line")
     log = worker.output()
-    assert f"task={task_id}" in log and f"account={acme['account_id']}" in log
+    assert f"task={task_id}" in log and f"account={writer.who['account_id']}" in log
     assert f"image={content['images'][0]['id']}" in log and "provider_call" in log and " ms=" in log
     assert "worker_start" in log
     assert key not in log
 
 
-def test_costs_are_shown_per_account_and_per_batch(client, auth, acme, fake_openai, start_worker):
-    client.put("/api/v1/system/integrations/openai/", json={"api_key": "sk-test-0123456789"}, headers=acme["headers"])
-    configure(client, acme, provider="openai", max_in_article_images=1)
+def test_costs_are_shown_per_account_and_per_batch(writer, fake_openai, start_worker):
+    writer.save_api_key("openai", "sk-test-0123456789")
+    writer.configure(provider="openai", max_in_article_images=1)
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
-    content = article(client, acme, in_article=1)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    result = finished(client, acme, task_id)["result"]
+    content = writer.article(in_article=1)
+    task_id = writer.generate(content)
+    result = writer.finished(task_id)["result"]
     assert result["cost"] > 0
-    auth.login(acme["email"])
-    page = client.get("/writer/images").get_data(as_text=True)
+    writer.login()
+    page = writer.client.get("/writer/images").get_data(as_text=True)
     assert "2</strong> generated" in page and f"${result['cost']:.4f}" in page

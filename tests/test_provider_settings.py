@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from igny8.integrations.settings import safety_identifier
-from tests.conftest import csrf_token_from
-from tests.test_generation import GENERATE, SETTINGS, article, configure, finished
+from tests.support.accounts import csrf_token_from
+from tests.support.writer import SETTINGS
 
 OPENAI_KEY = "sk-test-0123456789"
 
@@ -51,19 +51,18 @@ def test_safety_identifier_is_a_stable_keyed_hash(app, acme, globex):
     assert len(first) == 32 and int(first, 16) >= 0
 
 
-def test_the_runner_sends_each_accounts_identifier_and_partial_images(client, acme, globex, fake_openai,
+def test_the_runner_sends_each_accounts_identifier_and_partial_images(writer_for, acme, globex, fake_openai,
                                                                      start_worker, app):
     """Two accounts' batches through a real worker: every call of one account carries the same
     identifier, the accounts differ, neither reveals the id or e-mail; each call asks for the
     account's own number of previews (0 means no stream at all)."""
     for who, partials in ((acme, 3), (globex, 0)):
-        client.put("/api/v1/system/integrations/openai/", json={"api_key": OPENAI_KEY}, headers=who["headers"])
-        configure(client, who, provider="openai", max_in_article_images=1, partial_images=partials)
+        writer_for(who).save_api_key("openai", OPENAI_KEY)
+        writer_for(who).configure(provider="openai", max_in_article_images=1, partial_images=partials)
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
-    for who in (acme, globex):
-        content = article(client, who, in_article=1, title=f"Bread of {who['email']}")
-        task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=who["headers"]).json["task_id"]
-        assert finished(client, who, task_id)["meta"]["completed"] == 2
+    for writer in map(writer_for, (acme, globex)):
+        content = writer.article(in_article=1, title=f"Bread of {writer.email}")
+        assert writer.finished(writer.generate(content))["meta"]["completed"] == 2
     calls = fake_openai.calls
     assert len(calls) == 4
     mine, theirs = calls[:2], calls[2:]

@@ -3,36 +3,19 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from PIL import Image
 
 from igny8.media.convert import ImageDecodeError, convert
 from igny8.providers import DEFAULT_MODELS, MODELS, PROVIDERS, RETIRED_MODELS, get_provider, retired_model_message
-from igny8.providers.base import ImageProvider, ImageRequest, ProviderError, parse_retry_after
+from igny8.providers.base import ImageProvider, ProviderError, parse_retry_after
 from igny8.providers.runware_provider import RunwareProvider
-from tests.provider_servers import FakeOpenAI, FakeRunware
-
-OPENAI_KEY = "sk-test-SECRET-0123456789"
-RUNWARE_KEY = "rw-test-SECRET-0123456789"
-
-
-def opened(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def request_for(provider: ImageProvider, image_type: str = "featured", **overrides: object) -> ImageRequest:
-    width, height = provider.size_for(image_type)
-    fields = {"prompt": "A loaf of sourdough on a board", "negative_prompt": "", "width": width, "height": height,
-              "model": DEFAULT_MODELS[provider.name], "output_format": "png", **overrides}
-    return ImageRequest(**fields)  # type: ignore[arg-type]
+from tests.support.provider_calls import OPENAI_KEY, RUNWARE_KEY, failure, opened, request_for
+from tests.support.provider_servers import FakeOpenAI, FakeRunware
 
 
 def openai_provider(server: FakeOpenAI, timeout: float = 5.0) -> ImageProvider:
@@ -42,15 +25,6 @@ def openai_provider(server: FakeOpenAI, timeout: float = 5.0) -> ImageProvider:
 def runware_provider(server: FakeRunware, timeout: float = 5.0) -> ImageProvider:
     return get_provider("runware", api_key=RUNWARE_KEY, model="runware:100@1", base_url=server.base_url,
                         timeout=timeout)
-
-
-def failure(provider: ImageProvider, request: ImageRequest, **kwargs: object) -> ProviderError:
-    with pytest.raises(ProviderError) as caught:
-        provider.generate(request, **kwargs)  # type: ignore[arg-type]
-    error = caught.value
-    assert OPENAI_KEY not in str(error) and RUNWARE_KEY not in str(error), "the api key never leaks"
-    assert "SECRET" not in error.message
-    return error
 
 
 def free_port() -> int:

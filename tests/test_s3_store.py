@@ -24,7 +24,7 @@ from igny8.media.stores import LocalMediaStore, S3MediaStore, StorageError, get_
 from igny8.media.variants import store_image
 from igny8.models import Image
 from igny8.ops.redis_server import free_port
-from tests.test_generation import GENERATE, article, configure, finished
+from tests.support.writer import GENERATE, article, configure, finished
 
 KEY_ID = "AKIATESTKEYID0000000"
 SECRET = "test-secret-must-never-show-0123456789"

@@ -32,6 +32,7 @@ import psycopg
 import pytest
 import requests
 import sseclient
+from flask import Flask
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq.job import Job
@@ -43,8 +44,10 @@ from igny8.extensions import db
 from igny8.models import GenerationTask, Image
 from igny8.ops.redis_server import RedisServer
 from igny8.redis_client import close_redis
-from tests.conftest import ROOT, Accounts, WebProcess, WorkerProcess, wait_for
-from tests.test_generation import GENERATE, SETTINGS
+from tests.support.accounts import Accounts
+from tests.support.processes import ROOT, WebProcess, WorkerProcess
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, SETTINGS
 
 pytestmark = pytest.mark.slow
 
@@ -209,7 +212,96 @@ class StreamReader(threading.Thread):
             self.opened.set()
 
 
-# ---------------------------------------------------------------- the test
+# ---------------------------------------------------------------- the test, in steps
+
+def _settings_saved_on_one_web_are_read_on_the_other(web_a: str, web_b: str, who: dict) -> None:
+    settings = {"provider": "local", "model": "placeholder", "max_in_article_images": IN_ARTICLE,
+                "concurrency": 3}
+    assert requests.put(web_a + SETTINGS, json=settings, headers=who["headers"], timeout=10).status_code == 200
+    assert requests.get(web_b + SETTINGS, headers=who["headers"], timeout=10).json()["config"]["concurrency"] == 3
+
+
+def _queue_batches_alternately_and_follow_each_on_the_other_web(web_a: str, web_b: str, who: dict
+                                                                ) -> tuple[list[int], list[StreamReader]]:
+    """BATCHES articles, each queued on one web process while its stream is read on the other;
+    returns once every stream is open (its snapshot read), before any batch runs."""
+    content_ids, readers = [], []
+    for i in range(BATCHES):
+        queue_on, follow_on = (web_a, web_b) if i % 2 == 0 else (web_b, web_a)
+        body = {"title": f"Batch {i}", "featured_prompt": f"Cover {i}",
+                "in_article_prompts": [f"Step {i}.{n}" for n in range(1, IN_ARTICLE + 1)]}
+        created = requests.post(f"{queue_on}/api/v1/writer/content/", json=body, headers=who["headers"],
+                                timeout=10)
+        assert created.status_code == 201, created.text
+        content_ids.append(created.json()["id"])
+        queued = requests.post(queue_on + GENERATE, json={"content_id": content_ids[-1]},
+                               headers=who["headers"], timeout=10)
+        assert queued.status_code == 202, queued.text
+        assert len(queued.json()["queue"]) == 1 + IN_ARTICLE
+        readers.append(StreamReader(follow_on, who["headers"], queued.json()["task_id"]))
+        readers[-1].start()
+    for reader in readers:  # every stream is open (its snapshot read) before any batch runs
+        assert reader.opened.wait(15), f"no snapshot on the stream of {reader.task_id}"
+    return content_ids, readers
+
+
+def _resume_the_workers_and_read_every_stream_to_its_end(cluster: Cluster, readers: list[StreamReader]) -> float:
+    """Both suspended workers go at once; the seconds from then until the last stream ended."""
+    started = time.monotonic()
+    with Redis.from_url(cluster.redis_url) as control:
+        resume(control)
+    for reader in readers:
+        reader.join(max(1.0, 45 - (time.monotonic() - started)))
+    return time.monotonic() - started
+
+
+def _every_stream_saw_its_batch_live_to_done(readers: list[StreamReader]) -> None:
+    for reader in readers:
+        assert not reader.is_alive(), f"the stream of {reader.task_id} did not end"
+        assert reader.error is None, f"stream of {reader.task_id}: {reader.error!r}"
+        names = [name for name, _ in reader.events]
+        assert names[0] == "snapshot" and names[-1] == "done", names
+        assert reader.events[0][1]["state"] == "PENDING", "the stream was open before the batch ran"
+        finals = {data["image_id"]: data for name, data in reader.events if name == "image"}
+        assert len(finals) == 1 + IN_ARTICLE, "every image's changes reached the other web process live"
+        assert all(item["status"] == "completed" and item["progress"] == 100 for item in finals.values())
+        done = reader.events[-1][1]
+        assert done["state"] == "SUCCESS" and done["completed"] == 1 + IN_ARTICLE and done["failed"] == 0
+
+
+def _batches_ran_on_both_workers(cluster: Cluster, readers: list[StreamReader]) -> None:
+    with Redis.from_url(cluster.redis_url) as control:
+        ran_by = {reader.task_id: Job.fetch(reader.task_id, connection=control).worker_name for reader in readers}
+    expected = {f"igny8-{socket.gethostname()}-{worker.proc.pid}" for worker in cluster.workers}
+    assert set(ran_by.values()) == expected, f"batches ran on {ran_by}; expected both of {expected}"
+
+
+def _provider_limit_held_for_both_workers_together(recorder: InFlightRecorder, elapsed: float) -> None:
+    total = BATCHES * (1 + IN_ARTICLE)
+    peak, holds = recorder.replay()
+    assert peak == CONCURRENT_LIMIT, f"provider calls in flight peaked at {peak}, limit {CONCURRENT_LIMIT}"
+    assert len(holds) == total, f"{len(holds)} provider calls for {total} images"
+    assert min(holds) >= LATENCY * 0.9, "a slot is held for the whole provider call"
+    # Independent of the limiter's bookkeeping: 18 calls of 0.4 s, two at a time, cannot end sooner.
+    assert elapsed >= total * LATENCY / CONCURRENT_LIMIT
+
+
+def _each_image_generated_once_by_one_worker(app: Flask, cluster: Cluster, who: dict, content_ids: list[int]
+                                              ) -> None:
+    with app.app_context():
+        rows = db.session.scalars(select(Image).where(Image.account_id == who["account_id"])).all()
+        tasks = db.session.scalars(select(GenerationTask)).all()
+        assert Counter(row.content_id for row in rows) == dict.fromkeys(content_ids, 1 + IN_ARTICLE)
+        assert all(row.status == "generated" and row.attempts == 1 and row.image_url for row in rows)
+        assert all(task.state == "SUCCESS" and task.completed == 1 + IN_ARTICLE for task in tasks)
+        assert len(tasks) == BATCHES
+        generated_lines = [line for worker in cluster.workers for line in worker.output().splitlines()
+                           if " image_generated " in line]
+        assert sorted(int(line.split(" image=")[1].split()[0]) for line in generated_lines) \
+            == sorted(row.id for row in rows), "each image generated once, by one worker"
+        for row in rows:
+            assert (cluster.media_root / row.image_url.removeprefix("/media/")).is_file()
+
 
 def test_two_webs_and_two_workers_share_batches_limit_and_streams(cluster: Cluster):
     app = create_app({"TESTING": True, "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": cluster.database_url,
@@ -217,75 +309,17 @@ def test_two_webs_and_two_workers_share_batches_limit_and_streams(cluster: Clust
     try:
         who = Accounts(app).create("Scale")
         web_a, web_b = (web.url for web in cluster.webs)
-        settings = {"provider": "local", "model": "placeholder", "max_in_article_images": IN_ARTICLE,
-                    "concurrency": 3}
-        assert requests.put(web_a + SETTINGS, json=settings, headers=who["headers"], timeout=10).status_code == 200
-        assert requests.get(web_b + SETTINGS, headers=who["headers"], timeout=10).json()["config"]["concurrency"] == 3
+        _settings_saved_on_one_web_are_read_on_the_other(web_a, web_b, who)
 
         limiter_key = f"igny8:ratelimit:local:{who['account_id']}:inflight"
         with InFlightRecorder(cluster.redis_url, limiter_key) as recorder:
-            content_ids, readers = [], []
-            for i in range(BATCHES):
-                queue_on, follow_on = (web_a, web_b) if i % 2 == 0 else (web_b, web_a)
-                body = {"title": f"Batch {i}", "featured_prompt": f"Cover {i}",
-                        "in_article_prompts": [f"Step {i}.{n}" for n in range(1, IN_ARTICLE + 1)]}
-                created = requests.post(f"{queue_on}/api/v1/writer/content/", json=body, headers=who["headers"],
-                                        timeout=10)
-                assert created.status_code == 201, created.text
-                content_ids.append(created.json()["id"])
-                queued = requests.post(queue_on + GENERATE, json={"content_id": content_ids[-1]},
-                                       headers=who["headers"], timeout=10)
-                assert queued.status_code == 202, queued.text
-                assert len(queued.json()["queue"]) == 1 + IN_ARTICLE
-                readers.append(StreamReader(follow_on, who["headers"], queued.json()["task_id"]))
-                readers[-1].start()
-            for reader in readers:  # every stream is open (its snapshot read) before any batch runs
-                assert reader.opened.wait(15), f"no snapshot on the stream of {reader.task_id}"
-            started = time.monotonic()
-            with Redis.from_url(cluster.redis_url) as control:
-                resume(control)
-            for reader in readers:
-                reader.join(max(1.0, 45 - (time.monotonic() - started)))
-            elapsed = time.monotonic() - started
+            content_ids, readers = _queue_batches_alternately_and_follow_each_on_the_other_web(web_a, web_b, who)
+            elapsed = _resume_the_workers_and_read_every_stream_to_its_end(cluster, readers)
 
-        for reader in readers:
-            assert not reader.is_alive(), f"the stream of {reader.task_id} did not end"
-            assert reader.error is None, f"stream of {reader.task_id}: {reader.error!r}"
-            names = [name for name, _ in reader.events]
-            assert names[0] == "snapshot" and names[-1] == "done", names
-            assert reader.events[0][1]["state"] == "PENDING", "the stream was open before the batch ran"
-            finals = {data["image_id"]: data for name, data in reader.events if name == "image"}
-            assert len(finals) == 1 + IN_ARTICLE, "every image's changes reached the other web process live"
-            assert all(item["status"] == "completed" and item["progress"] == 100 for item in finals.values())
-            done = reader.events[-1][1]
-            assert done["state"] == "SUCCESS" and done["completed"] == 1 + IN_ARTICLE and done["failed"] == 0
-
-        with Redis.from_url(cluster.redis_url) as control:
-            ran_by = {reader.task_id: Job.fetch(reader.task_id, connection=control).worker_name for reader in readers}
-        expected = {f"igny8-{socket.gethostname()}-{worker.proc.pid}" for worker in cluster.workers}
-        assert set(ran_by.values()) == expected, f"batches ran on {ran_by}; expected both of {expected}"
-
-        total = BATCHES * (1 + IN_ARTICLE)
-        peak, holds = recorder.replay()
-        assert peak == CONCURRENT_LIMIT, f"provider calls in flight peaked at {peak}, limit {CONCURRENT_LIMIT}"
-        assert len(holds) == total, f"{len(holds)} provider calls for {total} images"
-        assert min(holds) >= LATENCY * 0.9, "a slot is held for the whole provider call"
-        # Independent of the limiter's bookkeeping: 18 calls of 0.4 s, two at a time, cannot end sooner.
-        assert elapsed >= total * LATENCY / CONCURRENT_LIMIT
-
-        with app.app_context():
-            rows = db.session.scalars(select(Image).where(Image.account_id == who["account_id"])).all()
-            tasks = db.session.scalars(select(GenerationTask)).all()
-            assert Counter(row.content_id for row in rows) == dict.fromkeys(content_ids, 1 + IN_ARTICLE)
-            assert all(row.status == "generated" and row.attempts == 1 and row.image_url for row in rows)
-            assert all(task.state == "SUCCESS" and task.completed == 1 + IN_ARTICLE for task in tasks)
-            assert len(tasks) == BATCHES
-            generated_lines = [line for worker in cluster.workers for line in worker.output().splitlines()
-                               if " image_generated " in line]
-            assert sorted(int(line.split(" image=")[1].split()[0]) for line in generated_lines) \
-                == sorted(row.id for row in rows), "each image generated once, by one worker"
-            for row in rows:
-                assert (cluster.media_root / row.image_url.removeprefix("/media/")).is_file()
+        _every_stream_saw_its_batch_live_to_done(readers)
+        _batches_ran_on_both_workers(cluster, readers)
+        _provider_limit_held_for_both_workers_together(recorder, elapsed)
+        _each_image_generated_once_by_one_worker(app, cluster, who, content_ids)
     finally:
         with app.app_context():
             db.session.remove()

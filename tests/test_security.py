@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from igny8.accounts.auth import find_user_by_email
 from igny8.extensions import db
-from tests.conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 
 def test_pages_and_api_carry_a_strict_csp_and_security_headers(client, acme):

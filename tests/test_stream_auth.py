@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from igny8.config import Config
-from tests.conftest import PASSWORD, csrf_token_from
-from tests.test_generation import GENERATE, article, configure
+from tests.support.accounts import login_session
+from tests.support.writer import Writer
 
 RECHECK = 1.0
 
@@ -39,21 +39,12 @@ class Stream:
         return text
 
 
-def _long_batch(client, who, start_worker) -> str:  # noqa: ANN001
-    configure(client, who, provider="local", model="placeholder", max_in_article_images=4)
+def _long_batch(writer: Writer, start_worker) -> str:  # noqa: ANN001
+    """A batch of 5 images taking 2 s each, queued; its task id."""
+    writer.configure(provider="local", model="placeholder", max_in_article_images=4)
     start_worker(LOCAL_PROVIDER_LATENCY="2")
-    content = article(client, who, in_article=4)
-    return client.post(GENERATE, json={"content_id": content["id"]}, headers=who["headers"]).json["task_id"]
-
-
-def _login(live_server, email: str) -> requests.Session:  # noqa: ANN001
-    session = requests.Session()
-    page = session.get(f"{live_server.url}/login", timeout=10)
-    images = session.post(f"{live_server.url}/login", timeout=10,
-                          data={"email": email, "password": PASSWORD, "csrf_token": csrf_token_from(page.text)})
-    assert images.status_code == 200 and images.url.endswith("/writer/images")
-    session.headers["X-CSRFToken"] = csrf_token_from(images.text)
-    return session
+    content = writer.article(in_article=4)
+    return writer.generate(content)
 
 
 def test_default_recheck_is_at_most_fifteen_seconds():
@@ -61,39 +52,39 @@ def test_default_recheck_is_at_most_fifteen_seconds():
     assert Config.from_env()["STREAM_AUTH_RECHECK_SECONDS"] <= 15
 
 
-def test_token_stream_ends_soon_after_the_token_is_revoked(client, acme, start_worker, live_server):
-    task_id = _long_batch(client, acme, start_worker)
+def test_token_stream_ends_soon_after_the_token_is_revoked(writer, start_worker, live_server):
+    task_id = _long_batch(writer, start_worker)
     response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", stream=True, timeout=30,
-                            headers=dict(acme["headers"], Accept="text/event-stream"))
+                            headers=dict(writer.headers, Accept="text/event-stream"))
     assert response.status_code == 200
     stream = Stream(response)
     stream.until(lambda line: line == "event: snapshot")
-    browser = _login(live_server, acme["email"])
+    browser = login_session(live_server, writer.email)
     revoked = browser.post(f"{live_server.url}/settings/api-token/revoke", timeout=10)
     assert revoked.status_code == 200 and "revoked" in revoked.text
     rest = stream.rest(RECHECK + 2)
     assert rest.rstrip().endswith(": access revoked"), rest[-300:]
     assert "event: done" not in rest
     # The token no longer opens a stream at all.
-    assert requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", headers=acme["headers"],
+    assert requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", headers=writer.headers,
                         timeout=10).status_code == 401
 
 
-def test_token_stream_ends_when_a_new_token_replaces_it(client, acme, start_worker, live_server):
-    task_id = _long_batch(client, acme, start_worker)
+def test_token_stream_ends_when_a_new_token_replaces_it(writer, start_worker, live_server):
+    task_id = _long_batch(writer, start_worker)
     response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", stream=True, timeout=30,
-                            headers=dict(acme["headers"], Accept="text/event-stream"))
+                            headers=dict(writer.headers, Accept="text/event-stream"))
     stream = Stream(response)
     stream.until(lambda line: line == "event: snapshot")
-    browser = _login(live_server, acme["email"])
+    browser = login_session(live_server, writer.email)
     assert browser.post(f"{live_server.url}/settings/api-token", timeout=10).status_code == 200
     rest = stream.rest(RECHECK + 2)
     assert rest.rstrip().endswith(": access revoked"), rest[-300:]
 
 
-def test_modal_stream_ends_soon_after_logout(client, acme, start_worker, live_server):
-    task_id = _long_batch(client, acme, start_worker)
-    browser = _login(live_server, acme["email"])
+def test_modal_stream_ends_soon_after_logout(writer, start_worker, live_server):
+    task_id = _long_batch(writer, start_worker)
+    browser = login_session(live_server, writer.email)
     response = browser.get(f"{live_server.url}/writer/tasks/{task_id}/stream", stream=True, timeout=30)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/event-stream")
     stream = Stream(response)
@@ -108,51 +99,51 @@ def test_modal_stream_ends_soon_after_logout(client, acme, start_worker, live_se
     assert "event: done" not in rest
 
 
-def test_streams_of_a_valid_login_and_token_run_to_the_end(client, acme, start_worker, live_server):
+def test_streams_of_a_valid_login_and_token_run_to_the_end(writer, start_worker, live_server):
     """Re-checking every second does not end a stream whose credential is still good."""
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
+    writer.configure(provider="local", model="placeholder", max_in_article_images=2)
     start_worker(LOCAL_PROVIDER_LATENCY="1.2")
-    content = article(client, acme, in_article=2)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
-    browser = _login(live_server, acme["email"])
+    content = writer.article(in_article=2)
+    task_id = writer.generate(content)
+    browser = login_session(live_server, writer.email)
     modal = browser.get(f"{live_server.url}/writer/tasks/{task_id}/stream", stream=True, timeout=30)
     api = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", stream=True, timeout=30,
-                       headers=acme["headers"])
+                       headers=writer.headers)
     for response in (api, modal):
         text = Stream(response).rest(60)
         assert "access revoked" not in text and "event: done" in text
 
 
-def test_quiet_stream_ends_soon_after_the_token_is_revoked(client, acme, live_server):
+def test_quiet_stream_ends_soon_after_the_token_is_revoked(writer, live_server):
     """No worker, so nothing moves: the re-check does not wait for an event or a keepalive."""
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=1)
-    content = article(client, acme, in_article=1)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json["task_id"]
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    content = writer.article(in_article=1)
+    task_id = writer.generate(content)
     response = requests.get(f"{live_server.url}/api/v1/tasks/{task_id}/events", stream=True, timeout=30,
-                            headers=acme["headers"])
+                            headers=writer.headers)
     stream = Stream(response)
     stream.until(lambda line: line == "event: snapshot")
-    browser = _login(live_server, acme["email"])
+    browser = login_session(live_server, writer.email)
     assert browser.post(f"{live_server.url}/settings/api-token/revoke", timeout=10).status_code == 200
     rest = stream.rest(RECHECK + 2)
     assert rest.rstrip().endswith(": access revoked") and "event:" not in rest, rest
 
 
-def test_a_copy_of_the_cookie_kept_from_before_logout_opens_nothing(client, acme, live_server):
-    browser = _login(live_server, acme["email"])
+def test_a_copy_of_the_cookie_kept_from_before_logout_opens_nothing(writer, live_server):
+    browser = login_session(live_server, writer.email)
     copy = requests.Session()
     copy.cookies.update(browser.cookies)
     assert copy.get(f"{live_server.url}/writer/images", timeout=10).url.endswith("/writer/images")
     browser.post(f"{live_server.url}/logout", timeout=10, headers={"X-CSRFToken": browser.headers["X-CSRFToken"]})
     after = copy.get(f"{live_server.url}/writer/images", timeout=10)
     assert "/login" in after.url, "the logged-out login is revoked on the server, not only in that browser"
-    again = _login(live_server, acme["email"])  # a new login works as before
+    again = login_session(live_server, writer.email)  # a new login works as before
     assert again.get(f"{live_server.url}/writer/images", timeout=10).url.endswith("/writer/images")
 
 
-def test_a_redis_that_lost_its_keys_ends_no_session(client, acme, live_server, redis):
+def test_a_redis_that_lost_its_keys_ends_no_session(writer, live_server, redis):
     """Logout records a revocation; a Redis restarted without persistence forgets only those, so
     open streams and logins carry on instead of all ending at once."""
-    browser = _login(live_server, acme["email"])
+    browser = login_session(live_server, writer.email)
     redis.flushdb()
     assert browser.get(f"{live_server.url}/writer/images", timeout=10).url.endswith("/writer/images")

@@ -16,8 +16,9 @@ import requests
 from redis import Redis
 
 from igny8.progress.keys import events_key
-from tests.conftest import wait_for
-from tests.test_generation import GENERATE, article, configure, finished, images, progress
+from tests.support.accounts import login_session
+from tests.support.waiting import wait_for
+from tests.support.writer import Writer
 
 LOST_COMMENT = ": progress store unavailable, reconnect"
 
@@ -81,20 +82,20 @@ def hub_log():  # noqa: ANN201
     logger.removeHandler(handler)
 
 
-def _batch(client, who, start_worker, latency: str, in_article: int = 4) -> tuple[dict, str]:  # noqa: ANN001
-    configure(client, who, provider="local", model="placeholder", max_in_article_images=in_article)
+def _batch(writer: Writer, start_worker, latency: str, in_article: int = 4) -> tuple[dict, str]:  # noqa: ANN001
+    """A local batch queued with a worker taking ``latency`` seconds an image: (the article, the task id)."""
+    writer.configure(provider="local", model="placeholder", max_in_article_images=in_article)
     start_worker(LOCAL_PROVIDER_LATENCY=latency)
-    content = article(client, who, in_article=in_article)
-    task_id = client.post(GENERATE, json={"content_id": content["id"]}, headers=who["headers"]).json["task_id"]
-    return content, task_id
+    content = writer.article(in_article=in_article)
+    return content, writer.generate(content)
 
 
-def test_stream_reads_on_exactly_once_when_its_redis_connection_drops(client, acme, start_worker, live_server,
+def test_stream_reads_on_exactly_once_when_its_redis_connection_drops(writer, start_worker, live_server,
                                                                      redis, hub_log):
     """Redis keeps its data, the hub's connection is cut again and again mid-batch: the one stream
     delivers every event Redis holds after its snapshot, each once, in order, then ``done``."""
-    content, task_id = _batch(client, acme, start_worker, latency="0.4")
-    response, seen, reader = open_stream(live_server, acme, task_id)
+    content, task_id = _batch(writer, start_worker, latency="0.4")
+    response, seen, reader = open_stream(live_server, writer.who, task_id)
     wait_for(lambda: "snapshot" in seen.names(), message="the snapshot")
     cuts, deadline = 0, time.monotonic() + 4
     while time.monotonic() < deadline and not seen.ended:
@@ -114,16 +115,16 @@ def test_stream_reads_on_exactly_once_when_its_redis_connection_drops(client, ac
     assert delivered == held, "every event after the snapshot, exactly once, in order"
     done = json.loads(seen.events[-1][2])
     assert done["state"] == "SUCCESS" and done["completed"] == 5
-    assert {r["status"] for r in images(client, acme, content["id"])} == {"generated"}
+    assert {r["status"] for r in writer.images(content)} == {"generated"}
 
 
 def test_json_stream_open_across_a_redis_restart_reaches_done_on_the_same_connection(
-        client, acme, start_worker, live_server, redis_server, app):
+        writer, start_worker, live_server, redis_server, app):
     """A restart loses every key: the open stream waits, then sends a fresh snapshot (the
     database fills in what Redis lost) and runs on to ``done``, which agrees with the rows."""
-    content, task_id = _batch(client, acme, start_worker, latency="0.8")
-    response, seen, reader = open_stream(live_server, acme, task_id)
-    wait_for(lambda: progress(client, acme, task_id)["meta"]["completed"] >= 1, message="one image done")
+    content, task_id = _batch(writer, start_worker, latency="0.8")
+    response, seen, reader = open_stream(live_server, writer.who, task_id)
+    wait_for(lambda: writer.progress(task_id)["meta"]["completed"] >= 1, message="one image done")
     before = len(seen.events)
     redis_server.kill()
     time.sleep(2)  # the outage: the worker writes into the void, the stream stays open
@@ -137,25 +138,25 @@ def test_json_stream_open_across_a_redis_restart_reaches_done_on_the_same_connec
     assert "snapshot" in seen.names()[before:], "the keys were lost: a fresh snapshot on the same connection"
     ids = [event_id for event_id, name, _ in seen.events if name not in ("snapshot", "done")]
     assert len(ids) == len(set(ids)), "no event delivered twice"
-    result = finished(client, acme, task_id, timeout=30)
+    result = writer.finished(task_id, timeout=30)
     done = json.loads(seen.events[-1][2])
     assert (done["state"], done["completed"], done["failed"]) == (
         result["state"], result["meta"]["completed"], result["meta"]["failed"])
-    rows = {r["id"]: r["status"] for r in images(client, acme, content["id"])}
+    rows = {r["id"]: r["status"] for r in writer.images(content)}
     for item in done["results"]:
         assert (rows[item["image_id"]] == "generated") == (item["status"] == "completed"), (item, rows)
 
 
-def test_long_outage_ends_the_stream_and_the_reconnect_gets_a_snapshot(client, acme, live_server, redis_server,
+def test_long_outage_ends_the_stream_and_the_reconnect_gets_a_snapshot(writer, live_server, redis_server,
                                                                         app):
     """No worker: the task waits. Redis stays away past STREAM_OUTAGE_SECONDS (2 s here): the
     stream says so and ends; reconnecting while Redis is still away gives the database's snapshot."""
     app.config["STREAM_OUTAGE_SECONDS"] = 2.0
-    configure(client, acme, provider="local", model="placeholder", max_in_article_images=1)
-    content = article(client, acme, in_article=1)
-    queued = client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"]).json
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    content = writer.article(in_article=1)
+    queued = writer.click_generate(content).json
     task_id = queued["task_id"]
-    response, seen, reader = open_stream(live_server, acme, task_id)
+    response, seen, reader = open_stream(live_server, writer.who, task_id)
     wait_for(lambda: "snapshot" in seen.names(), message="the snapshot")
     redis_server.kill()
     try:
@@ -165,7 +166,7 @@ def test_long_outage_ends_the_stream_and_the_reconnect_gets_a_snapshot(client, a
         assert seen.ended and took < 8, took
         assert seen.comments[-1] == LOST_COMMENT and seen.names() == ["snapshot"]
         response.close()
-        again, second, second_reader = open_stream(live_server, acme, task_id)
+        again, second, second_reader = open_stream(live_server, writer.who, task_id)
         second_reader.join(15)
         again.close()
         assert second.names() == ["snapshot"] and second.comments[-1] == LOST_COMMENT
@@ -177,21 +178,19 @@ def test_long_outage_ends_the_stream_and_the_reconnect_gets_a_snapshot(client, a
     assert Redis.from_url(redis_server.url).ping()
 
 
-def test_modal_stream_of_a_logged_in_user_rides_out_a_redis_restart(client, acme, start_worker, live_server,
+def test_modal_stream_of_a_logged_in_user_rides_out_a_redis_restart(writer, start_worker, live_server,
                                                                     redis_server, app):
     """The restart loses every key, the session's included: the login is still good, so the
     modal's stream (re-checking it every second here) is not revoked and reaches ``done``."""
-    from tests.test_stream_auth import _login
-
     app.config["STREAM_AUTH_RECHECK_SECONDS"] = 1.0
-    _content, task_id = _batch(client, acme, start_worker, latency="0.8", in_article=2)
-    browser = _login(live_server, acme["email"])
+    _content, task_id = _batch(writer, start_worker, latency="0.8", in_article=2)
+    browser = login_session(live_server, writer.email)
     response = browser.get(f"{live_server.url}/writer/tasks/{task_id}/stream", stream=True, timeout=60)
     assert response.status_code == 200
     seen = Sse()
     reader = threading.Thread(target=read_stream, args=(response, seen), daemon=True)
     reader.start()
-    wait_for(lambda: progress(client, acme, task_id)["meta"]["completed"] >= 1, message="one image done")
+    wait_for(lambda: writer.progress(task_id)["meta"]["completed"] >= 1, message="one image done")
     redis_server.kill()
     time.sleep(1.5)  # longer than the re-check interval: the check runs while Redis is away
     redis_server.start()

@@ -12,12 +12,9 @@ from igny8.outbound.deadline import Deadline, DeadlineExceeded
 from igny8.outbound.urlpolicy import FetchFailed, URLRefused, check_url, fetch, is_blocked_address, safe_get
 from igny8.providers import get_provider
 from igny8.providers.base import ImageProvider, ProviderError
-from tests.provider_servers import FakeOpenAI, FakeRunware
-from tests.test_providers import failure, opened, request_for
-from tests.url_servers import ImageHost
-
-RUNWARE_KEY = "rw-test-SECRET-0123456789"
-OPENAI_KEY = "sk-test-SECRET-0123456789"
+from tests.support.provider_calls import OPENAI_KEY, RUNWARE_KEY, failure, opened, request_for
+from tests.support.provider_servers import FakeOpenAI, FakeRunware
+from tests.support.url_servers import ImageHost
 
 
 def runware(server: FakeRunware, *, allowed: tuple[str, ...] = (), timeout: float = 5.0,

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.fake_http import FakeProviderServer, Handler, sample_image
+from tests.support.fake_http import FakeProviderServer, Handler, sample_image
 
 CHUNK = 64 * 1024
 

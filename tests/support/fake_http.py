@@ -1,4 +1,4 @@
-"""The shared machinery of the fake provider servers in ``tests/provider_servers.py``: a stdlib
+"""The shared machinery of the fake provider servers in ``tests/support/provider_servers.py``: a stdlib
 ``ThreadingHTTPServer`` on 127.0.0.1 in a daemon thread, a thread-safe log of the JSON bodies
 received, and the behaviour script (queued behaviours, or a ``[provider-fail:<behaviour>]``
 trigger in the prompt). Subclasses answer in their provider's wire format.

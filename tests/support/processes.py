@@ -1,0 +1,129 @@
+"""The real processes and servers the tests run: ``worker.py`` (``WorkerProcess``), gunicorn as
+``make run`` starts it (``WebProcess``) and the app on a threaded HTTP server in this process
+(``LiveServer``). ``children_of`` finds a process's children, as ``WorkerProcess.kill`` needs for
+RQ's work-horse."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from flask import Flask
+
+from igny8.ops.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
+class WorkerProcess:
+    """A real ``python worker.py`` process on the test Redis and database."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env, self.log_path, self.proc = env, log_path, None
+
+    def start(self) -> WorkerProcess:
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while b"worker_start" not in self.log_path.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its work-horse at once, as a machine crash would. RQ puts the
+        horse in a process group of its own (``os.setpgrp``), so it is found by its parent pid."""
+        if self.proc and self.proc.poll() is None:
+            horses = children_of(self.proc.pid)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            for pid in horses:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class WebProcess:
+    """``gunicorn -k gevent … wsgi:app`` as ``make run`` starts it, on its own free port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path, self.log = log_path, open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        command = [str(Path(sys.executable).parent / "gunicorn"), "-k", "gevent", "--worker-connections", "2000",
+                   "--no-control-socket", "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "wsgi:app"]
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def health(self) -> dict | None:
+        """The /healthz body once the process answers (any status), else None."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gunicorn on {self.url} exited with {self.proc.returncode}:\n"
+                               f"{self.log_path.read_text(errors='replace')[-4000:]}")
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=2).json()
+        except requests.RequestException:
+            return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.log.close()
+
+
+class LiveServer:
+    """The app served by a real threaded HTTP server on 127.0.0.1 (for streams and browsers)."""
+
+    def __init__(self, app: Flask) -> None:
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(10)
