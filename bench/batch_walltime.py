@@ -2,7 +2,7 @@
 1 s per image, sequential versus 3 at a time, and proof that the shared rate limit holds.
 
 Starts a private Redis, a temporary SQLite database (or ``DATABASE_URL``), the fake OpenAI
-server of ``tests/provider_servers.py`` with a 1 s latency (wrapped here to count the requests
+server of ``tests/support/provider_servers.py`` with a 1 s latency (wrapped here to count the requests
 in flight at once), the app under ``gunicorn -k gevent -w 1`` and ``worker.py`` processes with
 ``OPENAI_BASE_URL`` pointing at the fake server. Each account has an OpenAI key saved and
 ``{"provider": "openai", "max_in_article_images": 4, "concurrency": 1 | 3}``.
@@ -40,7 +40,7 @@ from igny8.content.articles import create_article, validate_article
 from igny8.extensions import db
 from igny8.integrations.settings import save_credentials, save_image_generation
 from igny8.providers.ratelimit import DEFAULT_LIMITS
-from tests.provider_servers import FakeOpenAI
+from tests.support.provider_servers import FakeOpenAI
 
 LATENCY = 1.0
 IMAGES = 5
