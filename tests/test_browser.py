@@ -103,6 +103,38 @@ def test_closing_mid_batch_and_reopening_shows_the_true_state(page, client, acme
     expect(page.locator(".modal-footer[data-finished]")).to_contain_text("5 generated", timeout=30000)
 
 
+# The drawn width of each bar; null for a bar swapped in a moment ago that app.js has not sized yet
+# (it does in the next animation frame, before that bar is ever painted).
+BAR_WIDTHS = """() => [...document.querySelectorAll('[data-modal] .progress-bar')].map(bar => bar.style.width
+    ? 100 * bar.getBoundingClientRect().width / bar.parentElement.getBoundingClientRect().width : null)"""
+
+
+def test_a_bar_never_moves_backwards_on_screen_while_events_swap_it(page, client, acme, start_worker):
+    """Each event swaps a new bar into the slot; it must start where the old one was drawn (its
+    width transition used to animate it up from 0 after every event)."""
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=4)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.6")
+    content = article(client, acme)
+    page.reload()
+    page.click(f"[data-generate='{content['id']}']")
+    expect(page.locator(".queue-item.processing")).to_have_count(1, timeout=15000)
+    samples = []
+    while not page.locator(".modal-footer[data-finished]").count() and len(samples) < 400:
+        samples.append(page.evaluate(BAR_WIDTHS))
+        page.wait_for_timeout(25)
+    assert len(samples) > 20, "sampled the bars while the batch ran"
+    drawn: dict[int, float] = {}  # bar -> widest it has been drawn
+    backwards = []
+    for n, widths in enumerate(samples):
+        for i, width in enumerate(widths):
+            if width is None:
+                continue
+            if width < drawn.get(i, 0) - 1:
+                backwards.append((n, i, drawn[i], width))
+            drawn[i] = max(drawn.get(i, 0), width)
+    assert backwards == [], f"bars drawn narrower than a moment before: {backwards[:5]}"
+
+
 def test_modal_is_usable_on_a_phone_in_dark_mode(browser, live_server, client, acme, worker):
     configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
     content = article(client, acme, in_article=2)
