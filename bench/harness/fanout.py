@@ -1,11 +1,18 @@
-"""The runner side of the stream fan-out benchmarks (``stream_fanout.py``, ``fanout_vs_flask_sse.py``):
-one level = N streams opened by a client process (``sse_client.ClientProcess``), one update per
-task per second for ``seconds`` seconds, the web worker's memory and Redis connections sampled
-every second, then the streams closed and the time until the web worker let go of them.
+"""The runner side of the stream fan-out benchmarks (``stream_fanout.py``, ``fanout_vs_flask_sse.py``).
+
+One level of one system: N streams opened by a client process (``sse_client.ClientProcess``);
+once every stream is open, a first round of updates (one per task, spread over a second) that
+ends when every stream has received one ("live"); then ``seconds`` of updates, one per task per
+second, spread evenly: the measured window (p50/p99/max). Meanwhile the web worker's memory and
+Redis connections are sampled. Then the streams are closed and the runner measures the time
+until the web worker let go of them.
+
+The first round is reported on its own ("1st p99"): right after a mass open the server may
+still be finishing subscriptions, and what a stream sees then is not the steady state.
 
 ``run_igny8_level`` measures igny8 (``GET /api/v1/tasks/<id>/events``, updates written with
 ``ProgressStore.write_image`` as the worker writes them); ``fanout_vs_flask_sse.py`` adds the
-peer's level with the same pieces.
+peer's opening and writer and shares ``measure``.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psutil
 
@@ -26,6 +33,8 @@ from .sse_client import ClientProcess
 
 T = TypeVar("T")
 RELEASE_LIMIT = 40.0  # seconds the runner waits for the web worker to let go of a level's streams
+WRITERS = 2  # writer threads: one round trip at a time could not keep 2,000 writes/s on a busy machine
+CONNECTION_SCAN_EVERY = 3  # seconds between scans of the worker's sockets (psutil reads every fd: not free)
 
 
 @dataclasses.dataclass
@@ -38,9 +47,12 @@ class Level:
     ready: int = 0
     connect: float = 0.0  # seconds until every stream was open (see the benchmarks)
     live: float | None = None  # flask-sse: seconds until PUBSUB NUMSUB counted every subscription
-    written: int = 0
-    expected: int = 0
-    latencies: list[float] = dataclasses.field(default_factory=list)
+    written: int = 0  # updates written in the measured window
+    elapsed: float = 0.0  # seconds the measured window's writes took (``seconds`` when the writer kept up)
+    expected: int = 0  # deliveries owed, first round included
+    delivered: int = 0  # deliveries that arrived, first round included
+    first: list[float] = dataclasses.field(default_factory=list)  # latencies of the first round
+    latencies: list[float] = dataclasses.field(default_factory=list)  # latencies of the measured window
     rss: float = float("nan")  # MB, the web worker's highest sample
     redis_total: int = 0  # CLIENT LIST, highest sample
     redis_web: int = 0  # the web worker's own TCP connections to Redis, highest sample
@@ -52,8 +64,8 @@ class Level:
         return self.ready == self.streams
 
     @property
-    def delivered(self) -> int:
-        return len(self.latencies)
+    def all_delivered(self) -> bool:
+        return self.complete and self.delivered == self.expected and not self.errors
 
     @property
     def p50(self) -> float:
@@ -67,18 +79,27 @@ class Level:
     def max(self) -> float:
         return max(self.latencies) if self.latencies else float("nan")
 
+    @property
+    def rate(self) -> float:
+        return self.written / self.elapsed if self.elapsed else float("nan")
+
     def row(self) -> list[object]:
-        """The table cells: streams, tasks, open, open s, updates, delivered, p50, p99, max, RSS,
-        Redis connections (all/web), errors, freed s."""
+        """The cells of ``ROW_HEADERS``."""
         head: list[object] = [self.streams, self.tasks, self.ready, f"{self.connect:.2f}"]
         if not self.complete:
-            return head + ["-"] * 9
-        return head + [self.written, f"{self.delivered}/{self.expected}", ms(self.p50), ms(self.p99), ms(self.max),
-                       f"{self.rss:.0f}", f"{self.redis_total}/{self.redis_web}", self.errors, f"{self.freed:.1f}"]
+            return head + ["-"] * (len(ROW_HEADERS) - len(head))
+        return head + [self.written, f"{self.rate:.0f}", f"{self.delivered}/{self.expected}", ms(self.p50),
+                       ms(self.p99), ms(self.max), ms(pct(self.first, 99)), f"{self.rss:.0f}",
+                       f"{self.redis_total}/{self.redis_web}", self.errors, f"{self.freed:.1f}"]
 
 
-ROW_HEADERS = ["streams", "tasks", "open", "open s", "updates", "delivered", "p50 ms", "p99 ms", "max ms",
-               "RSS MB", "Redis conns (all/web)", "errors", "freed s"]
+ROW_HEADERS = ["streams", "tasks", "open", "open s", "updates", "upd/s", "delivered", "p50 ms", "p99 ms", "max ms",
+               "1st p99", "RSS MB", "Redis conns (all/web)", "errors", "freed s"]
+ROW_NOTES = """\
+open s: until every stream was open; updates, upd/s: the measured window's writes and the rate the writer
+achieved (the aim: 1 per task per second); delivered: arrived / owed, first round included; p50/p99/max: the
+measured window; 1st p99: the first round, right after the open; freed s: until the web worker let go of
+every stream once the client had left"""
 
 
 def spread(tasks: Sequence[T], streams: int, per_task: int) -> tuple[list[T], list[T], list[int]]:
@@ -99,17 +120,26 @@ def expected_deliveries(writes: int, subscribers: Sequence[int]) -> int:
     return rounds * sum(subscribers) + sum(subscribers[:rest])
 
 
-def paced_writes(keys: Sequence[T], seconds: float, write: Callable[[T], None]) -> int:
-    """Each key gets one ``write`` per second, the writes spread evenly over the second, for
-    ``seconds``; returns how many were written (round-robin over ``keys``). A writer that falls
-    behind catches up at once (its writes carry their own send time, so latency stays honest)."""
-    written, gap, start = 0, 1.0 / len(keys), time.monotonic()
-    while time.monotonic() - start < seconds:
-        for key in keys:
-            time.sleep(max(0.0, start + written * gap - time.monotonic()))
-            write(key)
-            written += 1
-    return written
+def paced_writes(keys: Sequence[T], seconds: float, write: Callable[[T], None], threads: int = WRITERS
+                 ) -> tuple[int, float]:
+    """``seconds`` rounds of ``write``, one per key per second, round-robin, the writes spread evenly
+    (write i is due at i / len(keys) s), shared by ``threads`` writer threads (write i by thread
+    i mod threads). A writer that falls behind writes at once (each write carries its own send
+    time, so latency stays honest). Returns (writes, seconds they took)."""
+    count, gap = max(1, round(seconds * len(keys))), 1.0 / len(keys)
+    start = time.monotonic()
+
+    def writer(first: int) -> None:
+        for i in range(first, count, threads):
+            time.sleep(max(0.0, start + i * gap - time.monotonic()))
+            write(keys[i % len(keys)])
+
+    workers = [threading.Thread(target=writer, args=(w,), daemon=True, name=f"writer-{w}") for w in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return count, time.monotonic() - start
 
 
 def redis_connections(stack: Stack, pid: int) -> tuple[int, int]:
@@ -136,19 +166,24 @@ class Sampler(threading.Thread):
         self.samples: list[tuple[float, int, int]] = []
         self.done = threading.Event()
 
-    def sample(self) -> None:
-        self.samples.append((psutil.Process(self.pid).memory_info().rss / 2**20,
-                             *redis_connections(self.stack, self.pid)))
+    def sample(self, scan: bool = True) -> None:
+        rss = psutil.Process(self.pid).memory_info().rss / 2**20
+        if scan or not self.samples:
+            total, own = redis_connections(self.stack, self.pid)
+        else:  # the worker's own connections as last scanned; CLIENT LIST is cheap
+            total, own = len(self.stack.redis.client_list()), self.samples[-1][2]
+        self.samples.append((rss, total, own))
 
     def run(self) -> None:
+        tick = 0
         while not self.done.wait(1.0):
-            self.sample()
+            self.sample(scan=tick % CONNECTION_SCAN_EVERY == 0)
+            tick += 1
 
     def finish(self, level: Level) -> None:
         self.done.set()
         self.join(5)
-        if not self.samples:
-            self.sample()
+        self.sample()  # one last scan: the state at the end of the window
         level.rss = max(s[0] for s in self.samples)
         level.redis_total = max(s[1] for s in self.samples)
         level.redis_web = max(s[2] for s in self.samples)
@@ -172,21 +207,42 @@ def igny8_writer(stack: Stack) -> Callable[[tuple[str, QueueItem]], None]:
     def write(task: tuple[str, QueueItem]) -> None:
         nonlocal count
         task_id, item = task
-        item.progress, item.phase_at = count % 100, time.time()
-        store.write_image(task_id, item)
         count += 1
+        store.write_image(task_id, dataclasses.replace(item, progress=count % 100, phase_at=time.time()))
 
     return write
 
 
+def measure(level: Level, stack: Stack, web: Web, proc: ClientProcess, level_tasks: Sequence[T],
+            subscribers: Sequence[int], write: Callable[[T], None], seconds: float) -> None:
+    """Every stream is open: the first round, then the measured window (see the module docstring)."""
+    sampler = Sampler(stack, web)
+    sampler.start()
+    first, _took = paced_writes(level_tasks, 1.0, write)
+    live = proc.read()  # every stream has had an update of the first round
+    if live.get("live") != level.streams:
+        print(f"{level.system}: only {live.get('live', 0)} of {level.streams} streams got an update of the "
+              f"first round", flush=True)
+    window = time.time()
+    level.written, level.elapsed = paced_writes(level_tasks, seconds, write)
+    time.sleep(1.0)  # the last deliveries
+    sampler.finish(level)
+    result = proc.finish()
+    samples = result["samples"]
+    level.first = [latency for sent, latency in samples if sent < window]
+    level.latencies = [latency for sent, latency in samples if sent >= window]
+    level.expected = expected_deliveries(first, subscribers) + expected_deliveries(level.written, subscribers)
+    level.delivered, level.errors = len(samples), result["errors"] + result["ended"]
+
+
 def run_igny8_level(stack: Stack, web: Web, token: str, tasks: Sequence[tuple[str, QueueItem]], streams: int,
-                    per_task: int, seconds: float, **client: Any) -> Level:
+                    per_task: int, seconds: float) -> Level:
     """One level of igny8: ``streams`` streams of ``/api/v1/tasks/<id>/events``, ``per_task`` per
     task; a stream is open once it has its ``snapshot``."""
     level_tasks, stream_tasks, subscribers = spread(tasks, streams, per_task)
     level = Level("igny8", streams, len(level_tasks))
     config = {"port": web.port, "token": token, "ready_on": "snapshot", "measure": "image",
-              "paths": [f"/api/v1/tasks/{task_id}/events" for task_id, _item in stream_tasks], **client}
+              "paths": [f"/api/v1/tasks/{task_id}/events" for task_id, _item in stream_tasks]}
     write = igny8_writer(stack)
     with ClientProcess(config) as proc:
         proc.read()  # started
@@ -194,14 +250,7 @@ def run_igny8_level(stack: Stack, web: Web, token: str, tasks: Sequence[tuple[st
         level.ready, level.connect = ready.get("ready", 0), ready.get("connect_seconds", 0.0)
         if not level.complete:  # the web process stopped accepting streams: no figures
             return level
-        sampler = Sampler(stack, web)
-        sampler.start()
-        level.written = paced_writes(level_tasks, seconds, write)
-        time.sleep(1.0)  # the last deliveries
-        sampler.finish(level)
-        result = proc.finish()
-    level.expected = expected_deliveries(level.written, subscribers)
-    level.latencies, level.errors = result["latencies"], result["errors"] + result["ended"]
+        measure(level, stack, web, proc, level_tasks, subscribers, write, seconds)
 
     def nudge() -> None:
         for task in level_tasks:

@@ -13,10 +13,14 @@ What the client process prints, one JSON object a line:
    ``"snapshot"``, its first ``snapshot`` event (igny8 sends it as soon as the stream is open);
    ``"headers"``, its ``200`` response headers (flask-sse sends them together with the first
    message of the channel, so the runner publishes one once its subscriptions are live);
-3. after the runner writes a line on stdin (any), every stream is closed and the figures follow:
-   ``{"latencies": [...], "ready": k, "errors": e, "ended": n, "events": m}`` — the latency of
-   each ``measure`` event (arrival time - its ``phase_at``), streams that failed to open or
-   broke, streams the server ended, and how many ``measure`` events arrived.
+3. ``{"live": k, "live_seconds": s}``: once every stream has received at least one ``measure``
+   event (or ``stall_seconds`` passed without one more), counted from the "ready" line: the
+   runner's first round of updates tells it that every stream is subscribed and delivering;
+4. after the runner writes a line on stdin (any), every stream is closed and the figures follow:
+   ``{"samples": [[sent, latency], ...], "ready": k, "errors": e, "ended": n, "events": m}`` —
+   the send time (``phase_at``) and latency (arrival time - ``phase_at``) of each ``measure``
+   event, streams that failed to open or broke, streams the server ended, and how many
+   ``measure`` events arrived in all.
 """
 
 from __future__ import annotations
@@ -108,9 +112,9 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
     port, token, paths = config["port"], config.get("token"), config["paths"]
     ready_on, measure = config.get("ready_on", "snapshot"), config.get("measure", "image")
     count = len(paths)
-    latencies: list[float] = []
-    state = {"ready": 0, "errors": 0, "ended": 0}
-    all_ready = asyncio.Event()
+    samples: list[tuple[float, float]] = []
+    state = {"ready": 0, "live": 0, "errors": 0, "ended": 0, "events": 0}
+    all_ready, all_live = asyncio.Event(), asyncio.Event()
     gate = asyncio.Semaphore(int(config.get("connecting_at_once", 100)))
 
     def mark_ready() -> None:
@@ -118,9 +122,14 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
         if state["ready"] == count:
             all_ready.set()
 
+    def mark_live() -> None:
+        state["live"] += 1
+        if state["live"] == count:
+            all_live.set()
+
     async def stream(path: str) -> None:
         await gate.acquire()
-        released, ready = False, False
+        released, ready, live = False, False, False
 
         def release() -> None:
             nonlocal released
@@ -140,9 +149,13 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
                     await read_headers(reader, writer)
                 async for event, data, received in sse_events(reader):
                     if event == measure:
+                        state["events"] += 1
                         sent = sent_at(data)
                         if sent:
-                            latencies.append(received - sent)
+                            samples.append((sent, received - sent))
+                        if not live:
+                            live = True
+                            mark_live()
                     elif not ready and event == ready_on:
                         ready = True
                         release()
@@ -155,23 +168,32 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
         finally:
             release()
 
+    stall = float(config.get("stall_seconds", 20.0))
+
+    async def until(done: asyncio.Event, key: str) -> None:
+        """Until ``done`` is set, or ``stall`` seconds passed without ``state[key]`` growing."""
+        seen = -1
+        while state[key] > seen and not done.is_set():
+            seen = state[key]
+            try:
+                await asyncio.wait_for(done.wait(), timeout=stall)
+            except TimeoutError:
+                pass
+
     print(json.dumps({"started_at": time.time()}), flush=True)
     started = time.monotonic()
     tasks = [asyncio.create_task(stream(path)) for path in paths]
-    seen = -1
-    stall = float(config.get("stall_seconds", 20.0))
-    while state["ready"] > seen and not all_ready.is_set():  # give up after ``stall`` s without progress
-        seen = state["ready"]
-        try:
-            await asyncio.wait_for(all_ready.wait(), timeout=stall)
-        except TimeoutError:
-            pass
-    print(json.dumps({"ready": state["ready"], "connect_seconds": time.monotonic() - started}), flush=True)
+    await until(all_ready, "ready")
+    opened = time.monotonic()
+    print(json.dumps({"ready": state["ready"], "connect_seconds": opened - started}), flush=True)
+    if all_ready.is_set():
+        await until(all_live, "live")
+        print(json.dumps({"live": state["live"], "live_seconds": time.monotonic() - opened}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # until the runner says stop
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"latencies": latencies, "events": len(latencies), **state}
+    return {"samples": samples, **state}
 
 
 def main() -> int:
