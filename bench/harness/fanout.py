@@ -18,6 +18,7 @@ peer's opening and writer and shares ``measure``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ class Level:
     redis_web: int = 0  # the web worker's own TCP connections to Redis, highest sample
     errors: int = 0
     freed: float = float("nan")
+    others: float = float("nan")  # % of the machine's CPU used by processes not in this run, in the window
 
     @property
     def complete(self) -> bool:
@@ -90,16 +92,17 @@ class Level:
             return head + ["-"] * (len(ROW_HEADERS) - len(head))
         return head + [self.written, f"{self.rate:.0f}", f"{self.delivered}/{self.expected}", ms(self.p50),
                        ms(self.p99), ms(self.max), ms(pct(self.first, 99)), f"{self.rss:.0f}",
-                       f"{self.redis_total}/{self.redis_web}", self.errors, f"{self.freed:.1f}"]
+                       f"{self.redis_total}/{self.redis_web}", self.errors, f"{self.freed:.1f}", f"{self.others:.0f}"]
 
 
 ROW_HEADERS = ["streams", "tasks", "open", "open s", "updates", "upd/s", "delivered", "p50 ms", "p99 ms", "max ms",
-               "1st p99", "RSS MB", "Redis conns (all/web)", "errors", "freed s"]
+               "1st p99", "RSS MB", "Redis conns (all/web)", "errors", "freed s", "others %"]
 ROW_NOTES = """\
 open s: until every stream was open; updates, upd/s: the measured window's writes and the rate the writer
 achieved (the aim: 1 per task per second); delivered: arrived / owed, first round included; p50/p99/max: the
 measured window; 1st p99: the first round, right after the open; freed s: until the web worker let go of
-every stream once the client had left"""
+every stream once the client had left; others %: the machine's CPU (100 = both cores) that processes outside
+this run took during the measured window (other test suites: the noise in these figures)"""
 
 
 def spread(tasks: Sequence[T], streams: int, per_task: int) -> tuple[list[T], list[T], list[int]]:
@@ -213,6 +216,31 @@ def igny8_writer(stack: Stack) -> Callable[[tuple[str, QueueItem]], None]:
     return write
 
 
+class OtherLoad:
+    """The share of the machine's CPU used by processes other than ``pids`` (and their children)
+    between ``__init__`` and ``percent()``: how busy the rest of the machine kept it."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.procs = [psutil.Process(pid) for pid in pids]
+        self.start = self._now()
+
+    def _now(self) -> tuple[float, float, float]:
+        times = psutil.cpu_times()
+        busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+        ours = 0.0
+        for proc in self.procs:
+            try:
+                cpu = proc.cpu_times()
+                ours += cpu.user + cpu.system + cpu.children_user + cpu.children_system
+            except psutil.Error:
+                pass
+        return time.monotonic(), busy, ours
+
+    def percent(self) -> float:
+        (t0, busy0, ours0), (t1, busy1, ours1) = self.start, self._now()
+        return max(0.0, 100 * ((busy1 - busy0) - (ours1 - ours0)) / ((t1 - t0) * (psutil.cpu_count() or 1)))
+
+
 def measure(level: Level, stack: Stack, web: Web, proc: ClientProcess, level_tasks: Sequence[T],
             subscribers: Sequence[int], write: Callable[[T], None], seconds: float) -> None:
     """Every stream is open: the first round, then the measured window (see the module docstring)."""
@@ -224,7 +252,9 @@ def measure(level: Level, stack: Stack, web: Web, proc: ClientProcess, level_tas
         print(f"{level.system}: only {live.get('live', 0)} of {level.streams} streams got an update of the "
               f"first round", flush=True)
     window = time.time()
+    load = OtherLoad([os.getpid(), web.worker_pid(), proc.proc.pid, stack.redis_server.process.pid])
     level.written, level.elapsed = paced_writes(level_tasks, seconds, write)
+    level.others = load.percent()
     time.sleep(1.0)  # the last deliveries
     sampler.finish(level)
     result = proc.finish()
