@@ -257,18 +257,19 @@ def report(pairs: list[tuple[Level, Level | None]], versions: dict[str, str], pe
         live = f"{theirs.live:.2f}" if theirs.live is not None else "-"
         side.append([ours.streams, ms(ours.p50), ms(theirs.p50), ms(ours.p99), ms(theirs.p99),
                      ratio(ours.p99, theirs.p99), f"{ours.connect:.2f}", f"{live}/{theirs.connect:.2f}",
-                     ratio(ours.connect, theirs.connect), f"{ours.redis_web}", f"{theirs.redis_web}",
-                     f"{ours.rss:.0f}", f"{theirs.rss:.0f}"])
+                     ratio(ours.connect, theirs.connect), f"{ours.cpu:.0f}", f"{theirs.cpu:.0f}",
+                     f"{ours.redis_web}", f"{theirs.redis_web}", f"{ours.rss:.0f}", f"{theirs.rss:.0f}"])
     table("Side by side (flask-sse open: subscriptions live / headers received)",
           ["streams", "p50 igny8", "p50 flask-sse", "p99 igny8", "p99 flask-sse", "p99 ratio", "open s igny8",
-           "open s flask-sse", "open ratio", "Redis conns igny8", "Redis conns flask-sse", "RSS igny8",
-           "RSS flask-sse"], side)
+           "open s flask-sse", "open ratio", "CPU % igny8", "CPU % flask-sse", "Redis conns igny8",
+           "Redis conns flask-sse", "RSS igny8", "RSS flask-sse"], side)
     print()
     for ours, theirs in pairs:
         if theirs is not None and ours.complete and theirs.complete:
             print(f"ratio igny8 / flask-sse at {ours.streams} streams: p50 {ratio(ours.p50, theirs.p50)}, "
                   f"p99 {ratio(ours.p99, theirs.p99)}, max {ratio(ours.max, theirs.max)}, "
-                  f"open s {ratio(ours.connect, theirs.connect)}, RSS {ratio(ours.rss, theirs.rss)}, "
+                  f"open s {ratio(ours.connect, theirs.connect)}, worker CPU {ratio(ours.cpu, theirs.cpu)}, "
+                  f"RSS {ratio(ours.rss, theirs.rss)}, "
                   f"web worker's Redis connections {ours.redis_web} vs {theirs.redis_web}")
     print()
     results = []

@@ -59,6 +59,7 @@ class Level:
     redis_web: int = 0  # the web worker's own TCP connections to Redis, highest sample
     errors: int = 0
     freed: float = float("nan")
+    cpu: float = float("nan")  # the web worker's CPU in the window, % of one core
     others: float = float("nan")  # % of the machine's CPU used by processes not in this run, in the window
 
     @property
@@ -92,17 +93,19 @@ class Level:
             return head + ["-"] * (len(ROW_HEADERS) - len(head))
         return head + [self.written, f"{self.rate:.0f}", f"{self.delivered}/{self.expected}", ms(self.p50),
                        ms(self.p99), ms(self.max), ms(pct(self.first, 99)), f"{self.rss:.0f}",
-                       f"{self.redis_total}/{self.redis_web}", self.errors, f"{self.freed:.1f}", f"{self.others:.0f}"]
+                       f"{self.redis_total}/{self.redis_web}", self.errors, f"{self.freed:.1f}", f"{self.cpu:.0f}",
+                       f"{self.others:.0f}"]
 
 
 ROW_HEADERS = ["streams", "tasks", "open", "open s", "updates", "upd/s", "delivered", "p50 ms", "p99 ms", "max ms",
-               "1st p99", "RSS MB", "Redis conns (all/web)", "errors", "freed s", "others %"]
+               "1st p99", "RSS MB", "Redis conns (all/web)", "errors", "freed s", "CPU %", "others %"]
 ROW_NOTES = """\
 open s: until every stream was open; updates, upd/s: the measured window's writes and the rate the writer
 achieved (the aim: 1 per task per second); delivered: arrived / owed, first round included; p50/p99/max: the
 measured window; 1st p99: the first round, right after the open; freed s: until the web worker let go of
-every stream once the client had left; others %: the machine's CPU (100 = both cores) that processes outside
-this run took during the measured window (other test suites: the noise in these figures)"""
+every stream once the client had left; CPU %: the web worker's CPU time in the measured window (100 = one
+core); others %: the machine's CPU (100 = both cores) that processes outside this run took in the measured
+window (other engineers' test suites: the noise in these figures)"""
 
 
 def spread(tasks: Sequence[T], streams: int, per_task: int) -> tuple[list[T], list[T], list[int]]:
@@ -253,7 +256,10 @@ def measure(level: Level, stack: Stack, web: Web, proc: ClientProcess, level_tas
               f"first round", flush=True)
     window = time.time()
     load = OtherLoad([os.getpid(), web.worker_pid(), proc.proc.pid, stack.redis_server.process.pid])
+    worker = psutil.Process(web.worker_pid())
+    cpu = sum(worker.cpu_times()[:2])
     level.written, level.elapsed = paced_writes(level_tasks, seconds, write)
+    level.cpu = 100 * (sum(worker.cpu_times()[:2]) - cpu) / level.elapsed
     level.others = load.percent()
     time.sleep(1.0)  # the last deliveries
     sampler.finish(level)
