@@ -10,7 +10,12 @@ flask-sse opens one Redis pub/sub connection per stream (``ServerSentEventsBluep
 builds a new ``StrictRedis`` and ``pubsub()`` each time); igny8 has one listener per process.
 
 For each level N (default 100, 1000, 2000; ``--clients``), one task / channel per stream
-(``--per-task K``: K streams on each), both systems in turn, igny8 first:
+(``--per-task K``: K streams on each), igny8's N streams are opened (then its first round of
+updates, one per task, until every stream has had one: reported apart as "1st p99"), then
+flask-sse's N (and its first round); the igny8 streams stay open, idle, meanwhile. Then the
+measured windows, ``--seconds`` for each system, in turns of ``--slice`` seconds, who goes
+first alternating (igny8, flask-sse, flask-sse, igny8, igny8, flask-sse): the machine is shared
+with other test suites, and a busy spell then falls on both rather than on one. Per system:
 
 - igny8: as ``stream_fanout.py`` — N streams ``GET /api/v1/tasks/<id>/events`` (Bearer token),
   open = every stream has its ``snapshot``; one ``ProgressStore.write_image`` per task per
@@ -52,7 +57,6 @@ from typing import Any
 import harness
 from harness import Stack, Web, fanout, ms, table, verdict
 from harness.fanout import Level
-from harness.sse_client import ClientProcess
 from redis import Redis
 
 from igny8.progress.schema import QueueItem
@@ -149,15 +153,14 @@ def peer_message(data: dict[str, Any], kind: str) -> str:
     return json.dumps({"data": data, "type": kind})
 
 
-def run_peer_level(stack: Stack, peer: Web, tasks: Sequence[tuple[str, QueueItem]], streams: int, per_task: int,
-                   seconds: float) -> Level:
+def open_peer(stack: Stack, peer: Web, tasks: Sequence[tuple[str, QueueItem]], streams: int,
+              per_task: int) -> fanout.Run:
+    """``streams`` streams of ``/stream?channel=<task id>``, ``per_task`` per channel, opened: every
+    subscription live (PUBSUB NUMSUB), then one ``open`` message per channel, which brings each
+    stream its headers. The caller closes the run."""
     level_tasks, stream_tasks, subscribers = fanout.spread(tasks, streams, per_task)
     channels = [task_id for task_id, _item in level_tasks]
-    level = Level("flask-sse", streams, len(level_tasks))
-    config = {"port": peer.port, "ready_on": "headers", "measure": "image",
-              "paths": [f"/stream?channel={task_id}" for task_id, _item in stream_tasks]}
     redis = stack.redis
-
     count = 0
 
     def publish(task: tuple[str, QueueItem]) -> None:
@@ -167,27 +170,58 @@ def run_peer_level(stack: Stack, peer: Web, tasks: Sequence[tuple[str, QueueItem
         update = dataclasses.replace(item, progress=count % 100, phase_at=time.time())
         redis.publish(task_id, peer_message(update.to_dict(), "image"))
 
-    def nudge() -> None:
-        with redis.pipeline(transaction=False) as pipe:
-            for channel in channels:
-                pipe.publish(channel, peer_message({}, "ping"))
-            pipe.execute()
+    config: dict[str, object] = {"port": peer.port, "ready_on": "headers", "measure": "image",
+                                 "paths": [f"/stream?channel={task_id}" for task_id, _item in stream_tasks]}
+    run = fanout.Run(Level("flask-sse", streams, len(level_tasks)), stack, peer, config, level_tasks, subscribers,
+                     publish)
+    started_at = run.proc.read()["started_at"]
+    live_at = wait_live(redis, channels, streams)
+    run.level.live = None if live_at is None else live_at - started_at
+    with redis.pipeline(transaction=False) as pipe:  # the headers come with the first message
+        for channel in channels:
+            pipe.publish(channel, peer_message({}, "open"))
+        pipe.execute()
+    run.opened(run.proc.read())
+    return run
 
-    with ClientProcess(config) as proc:
-        started_at = proc.read()["started_at"]
-        live_at = wait_live(redis, channels, streams)
-        level.live = None if live_at is None else live_at - started_at
-        with redis.pipeline(transaction=False) as pipe:  # the headers come with the first message
-            for channel in channels:
-                pipe.publish(channel, peer_message({}, "open"))
-            pipe.execute()
-        ready = proc.read()
-        level.ready, level.connect = ready.get("ready", 0), ready.get("connect_seconds", 0.0)
-        if not level.complete:
-            return level
-        fanout.measure(level, stack, peer, proc, level_tasks, subscribers, publish, seconds)
-    level.freed = fanout.release(lambda: fanout.held_streams(peer) + subscriptions(redis, channels), nudge)
-    return level
+
+def run_level(stack: Stack, web: Web, peer: Web, token: str, tasks: Sequence[tuple[str, QueueItem]], streams: int,
+              per_task: int, seconds: float, slice_seconds: float) -> tuple[Level, Level]:
+    """Both systems at one level: igny8's streams opened (and its first round), then flask-sse's;
+    then the measured windows in interleaved slices, igny8 and flask-sse taking turns (who goes
+    first alternates), so that a busy spell of the machine falls on both; then both released."""
+    ours = fanout.open_igny8(stack, web, token, tasks, streams, per_task)
+    theirs: fanout.Run | None = None
+    try:
+        if not ours.level.complete:
+            print(f"igny8: only {ours.level.ready} of {streams} streams got their snapshot. "
+                  f"Last error in its log: {fanout.last_error(web)}")
+        else:
+            ours.first_round()
+        theirs = open_peer(stack, peer, tasks, streams, per_task)
+        if not theirs.level.complete:
+            print(f"flask-sse: only {theirs.level.ready} of {streams} streams opened "
+                  f"({'all' if theirs.level.live is not None else 'not all'} subscriptions live). "
+                  f"Last error in its log: {fanout.last_error(peer)}")
+        else:
+            theirs.first_round()
+        runs = [run for run in (ours, theirs) if run.level.complete]
+        slices = max(1, round(seconds / slice_seconds))
+        for index in range(slices):
+            for run in runs if index % 2 == 0 else runs[::-1]:
+                run.measure(seconds / slices)
+        for run in runs:
+            run.finish()
+    finally:
+        ours.close()
+        if theirs is not None:
+            theirs.close()
+    if ours.level.complete:
+        ours.release(lambda: fanout.held_streams(web))
+    channels = [task_id for task_id, _item in theirs.level_tasks]
+    if theirs.level.complete:
+        theirs.release(lambda: fanout.held_streams(peer) + subscriptions(stack.redis, channels))
+    return ours.level, theirs.level
 
 
 # ---------------------------------------------------------------- the run
@@ -197,6 +231,8 @@ def main() -> int:
     parser.add_argument("--clients", default="100,1000,2000", help="comma-separated stream counts")
     parser.add_argument("--per-task", type=int, default=1, metavar="K", help="streams on each task / channel")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds of updates per level and system")
+    parser.add_argument("--slice", type=float, default=5.0,
+                        help="seconds of one turn: the two systems take turns in the measured window")
     parser.add_argument("--peer-venv", type=Path, metavar="DIR",
                         help="make the peer's virtualenv here and keep it (reused when it has the pinned versions)")
     args = parser.parse_args()
@@ -220,17 +256,9 @@ def main() -> int:
         web = stack.web(nofile=nofile)
         peer = start_peer(stack, venv, nofile)
         for count in levels:
-            print(f"{count} streams: igny8 ...", flush=True)
-            ours = fanout.run_igny8_level(stack, web, account["token"], tasks, count, args.per_task, args.seconds)
-            if not ours.complete:
-                print(f"igny8: only {ours.ready} of {count} streams got their snapshot. "
-                      f"Last error in its log: {fanout.last_error(web)}")
-            print(f"{count} streams: flask-sse ...", flush=True)
-            theirs = run_peer_level(stack, peer, tasks, count, args.per_task, args.seconds)
-            if not theirs.complete:
-                print(f"flask-sse: only {theirs.ready} of {count} streams opened "
-                      f"({'all' if theirs.live is not None else 'not all'} subscriptions live). "
-                      f"Last error in its log: {fanout.last_error(peer)}")
+            print(f"{count} streams ...", flush=True)
+            ours, theirs = run_level(stack, web, peer, account["token"], tasks, count, args.per_task, args.seconds,
+                                     args.slice)
             pairs.append((ours, theirs))
             if not ours.complete:
                 break

@@ -244,56 +244,107 @@ class OtherLoad:
         return max(0.0, 100 * ((busy1 - busy0) - (ours1 - ours0)) / ((t1 - t0) * (psutil.cpu_count() or 1)))
 
 
-def measure(level: Level, stack: Stack, web: Web, proc: ClientProcess, level_tasks: Sequence[T],
-            subscribers: Sequence[int], write: Callable[[T], None], seconds: float) -> None:
-    """Every stream is open: the first round, then the measured window (see the module docstring)."""
-    sampler = Sampler(stack, web)
-    sampler.start()
-    first, _took = paced_writes(level_tasks, 1.0, write)
-    live = proc.read()  # every stream has had an update of the first round
-    if live.get("live") != level.streams:
-        print(f"{level.system}: only {live.get('live', 0)} of {level.streams} streams got an update of the "
-              f"first round", flush=True)
-    window = time.time()
-    load = OtherLoad([os.getpid(), web.worker_pid(), proc.proc.pid, stack.redis_server.process.pid])
-    worker = psutil.Process(web.worker_pid())
-    cpu = sum(worker.cpu_times()[:2])
-    level.written, level.elapsed = paced_writes(level_tasks, seconds, write)
-    level.cpu = 100 * (sum(worker.cpu_times()[:2]) - cpu) / level.elapsed
-    level.others = load.percent()
-    time.sleep(1.0)  # the last deliveries
-    sampler.finish(level)
-    result = proc.finish()
-    samples = result["samples"]
-    level.first = [latency for sent, latency in samples if sent < window]
-    level.latencies = [latency for sent, latency in samples if sent >= window]
-    level.expected = expected_deliveries(first, subscribers) + expected_deliveries(level.written, subscribers)
-    level.delivered, level.errors = len(samples), result["errors"] + result["ended"]
+class Run:
+    """One level of one system in progress: its client process (its streams), the sampler of its
+    web worker, and the figures of its measured window so far. ``open_igny8`` (and the peer's
+    own opener) makes one; then ``first_round``, ``measure`` (once, or in slices interleaved with
+    another system's: see fanout_vs_flask_sse.py), ``finish``, ``release``; ``close`` always."""
+
+    def __init__(self, level: Level, stack: Stack, web: Web, config: dict[str, object], level_tasks: Sequence[T],
+                 subscribers: Sequence[int], write: Callable[[T], None]) -> None:
+        self.level, self.stack, self.web = level, stack, web
+        self.level_tasks, self.subscribers, self.write = list(level_tasks), list(subscribers), write
+        self.proc = ClientProcess(config)
+        self.first_writes, self.window, self.cpu_seconds, self.other_seconds = 0, 0.0, 0.0, 0.0
+        self.sampler: Sampler | None = None
+
+    def opened(self, ready: dict[str, float]) -> bool:
+        """Note the client's "ready" line; True when every stream opened."""
+        self.level.ready, self.level.connect = int(ready.get("ready", 0)), float(ready.get("connect_seconds", 0.0))
+        return self.level.complete
+
+    def first_round(self) -> None:
+        """Every stream is open: one update per task, until every stream has received one."""
+        self.sampler = Sampler(self.stack, self.web)
+        self.sampler.start()
+        self.first_writes, _took = paced_writes(self.level_tasks, 1.0, self.write)
+        live = self.proc.read()
+        if live.get("live") != self.level.streams:
+            print(f"{self.level.system}: only {live.get('live', 0)} of {self.level.streams} streams got an update "
+                  f"of the first round", flush=True)
+        self.window = time.time()  # what is sent from now on is the measured window
+
+    def measure(self, seconds: float) -> None:
+        """``seconds`` of updates (one per task per second) in the measured window."""
+        load = OtherLoad([os.getpid(), self.web.worker_pid(), self.proc.proc.pid,
+                          self.stack.redis_server.process.pid])
+        worker = psutil.Process(self.web.worker_pid())
+        cpu = sum(worker.cpu_times()[:2])
+        written, elapsed = paced_writes(self.level_tasks, seconds, self.write)
+        self.cpu_seconds += sum(worker.cpu_times()[:2]) - cpu
+        self.other_seconds += load.percent() * elapsed
+        self.level.written += written
+        self.level.elapsed += elapsed
+
+    def finish(self) -> None:
+        """The last deliveries, then the client's figures."""
+        level = self.level
+        time.sleep(1.0)
+        assert self.sampler is not None
+        self.sampler.finish(level)
+        result = self.proc.finish()
+        samples = result["samples"]
+        level.first = [latency for sent, latency in samples if sent < self.window]
+        level.latencies = [latency for sent, latency in samples if sent >= self.window]
+        level.expected = (expected_deliveries(self.first_writes, self.subscribers)
+                          + expected_deliveries(level.written, self.subscribers))
+        level.delivered, level.errors = len(samples), result["errors"] + result["ended"]
+        level.cpu = 100 * self.cpu_seconds / level.elapsed if level.elapsed else float("nan")
+        level.others = self.other_seconds / level.elapsed if level.elapsed else float("nan")
+
+    def release(self, held: Callable[[], int]) -> None:
+        """Until the web worker holds none of the streams: one write per task a second meanwhile."""
+
+        def nudge() -> None:
+            for task in self.level_tasks:
+                self.write(task)
+
+        self.level.freed = release(held, nudge)
+
+    def close(self) -> None:
+        self.proc.__exit__()
+        if self.sampler is not None:
+            self.sampler.done.set()
+
+
+def open_igny8(stack: Stack, web: Web, token: str, tasks: Sequence[tuple[str, QueueItem]], streams: int,
+               per_task: int) -> Run:
+    """``streams`` streams of ``/api/v1/tasks/<id>/events``, ``per_task`` per task, opened; a stream
+    is open once it has its ``snapshot``. The caller closes the run."""
+    level_tasks, stream_tasks, subscribers = spread(tasks, streams, per_task)
+    config: dict[str, object] = {"port": web.port, "token": token, "ready_on": "snapshot", "measure": "image",
+                                 "paths": [f"/api/v1/tasks/{task_id}/events" for task_id, _item in stream_tasks]}
+    run = Run(Level("igny8", streams, len(level_tasks)), stack, web, config, level_tasks, subscribers,
+              igny8_writer(stack))
+    run.proc.read()  # started
+    run.opened(run.proc.read())
+    return run
 
 
 def run_igny8_level(stack: Stack, web: Web, token: str, tasks: Sequence[tuple[str, QueueItem]], streams: int,
                     per_task: int, seconds: float) -> Level:
-    """One level of igny8: ``streams`` streams of ``/api/v1/tasks/<id>/events``, ``per_task`` per
-    task; a stream is open once it has its ``snapshot``."""
-    level_tasks, stream_tasks, subscribers = spread(tasks, streams, per_task)
-    level = Level("igny8", streams, len(level_tasks))
-    config = {"port": web.port, "token": token, "ready_on": "snapshot", "measure": "image",
-              "paths": [f"/api/v1/tasks/{task_id}/events" for task_id, _item in stream_tasks]}
-    write = igny8_writer(stack)
-    with ClientProcess(config) as proc:
-        proc.read()  # started
-        ready = proc.read()
-        level.ready, level.connect = ready.get("ready", 0), ready.get("connect_seconds", 0.0)
-        if not level.complete:  # the web process stopped accepting streams: no figures
-            return level
-        measure(level, stack, web, proc, level_tasks, subscribers, write, seconds)
-
-    def nudge() -> None:
-        for task in level_tasks:
-            write(task)
-
-    level.freed = release(lambda: held_streams(web), nudge)
-    return level
+    """One level of igny8 alone: open, first round, ``seconds`` measured, release."""
+    run = open_igny8(stack, web, token, tasks, streams, per_task)
+    try:
+        if not run.level.complete:  # the web process stopped accepting streams: no figures
+            return run.level
+        run.first_round()
+        run.measure(seconds)
+        run.finish()
+    finally:
+        run.close()
+    run.release(lambda: held_streams(web))
+    return run.level
 
 
 def last_error(web: Web) -> str:
