@@ -207,11 +207,19 @@ def run_level(stack: Stack, web: Web, peer: Web, token: str, tasks: Sequence[tup
             theirs.first_round()
         runs = [run for run in (ours, theirs) if run.level.complete]
         slices = max(1, round(seconds / slice_seconds))
+        idle = {id(run): [0.0, 0.0] for run in runs}  # CPU seconds and seconds while the other system has its turn
         for index in range(slices):
             for run in runs if index % 2 == 0 else runs[::-1]:
+                others = [(other, other.worker_cpu()) for other in runs if other is not run]
+                start = time.monotonic()
                 run.measure(seconds / slices)
+                for other, cpu in others:
+                    idle[id(other)][0] += other.worker_cpu() - cpu
+                    idle[id(other)][1] += time.monotonic() - start
         for run in runs:
             run.finish()
+            cpu_seconds, elapsed = idle[id(run)]
+            run.level.idle_cpu = 100 * cpu_seconds / elapsed if elapsed else float("nan")
     finally:
         ours.close()
         if theirs is not None:
@@ -283,14 +291,15 @@ def report(pairs: list[tuple[Level, Level | None]], versions: dict[str, str], pe
         if theirs is None:
             continue
         live = f"{theirs.live:.2f}" if theirs.live is not None else "-"
-        side.append([ours.streams, ms(ours.p50), ms(theirs.p50), ms(ours.p99), ms(theirs.p99),
-                     ratio(ours.p99, theirs.p99), f"{ours.connect:.2f}", f"{live}/{theirs.connect:.2f}",
-                     ratio(ours.connect, theirs.connect), f"{ours.cpu:.0f}", f"{theirs.cpu:.0f}",
-                     f"{ours.redis_web}", f"{theirs.redis_web}", f"{ours.rss:.0f}", f"{theirs.rss:.0f}"])
-    table("Side by side (flask-sse open: subscriptions live / headers received)",
-          ["streams", "p50 igny8", "p50 flask-sse", "p99 igny8", "p99 flask-sse", "p99 ratio", "open s igny8",
-           "open s flask-sse", "open ratio", "CPU % igny8", "CPU % flask-sse", "Redis conns igny8",
-           "Redis conns flask-sse", "RSS igny8", "RSS flask-sse"], side)
+        side.append([ours.streams, f"{ms(ours.p50)} / {ms(theirs.p50)}", f"{ms(ours.p99)} / {ms(theirs.p99)}",
+                     ratio(ours.p99, theirs.p99), f"{ours.connect:.2f} / {live}-{theirs.connect:.2f}",
+                     ratio(ours.connect, theirs.connect), f"{ours.cpu:.0f} / {theirs.cpu:.0f}",
+                     f"{ours.idle_cpu:.0f} / {theirs.idle_cpu:.0f}", f"{ours.redis_web} / {theirs.redis_web}",
+                     f"{ours.rss:.0f} / {theirs.rss:.0f}"])
+    table("Side by side, igny8 / flask-sse (flask-sse open s: subscriptions live - headers received; idle CPU %: "
+          "the worker holding its streams during the other's turns)",
+          ["streams", "p50 ms", "p99 ms", "p99 ratio", "open s", "open ratio", "CPU %", "idle CPU %",
+           "web Redis conns", "RSS MB"], side)
     print()
     for ours, theirs in pairs:
         if theirs is not None and ours.complete and theirs.complete:

@@ -60,6 +60,7 @@ class Level:
     errors: int = 0
     freed: float = float("nan")
     cpu: float = float("nan")  # the web worker's CPU in the window, % of one core
+    idle_cpu: float = float("nan")  # fanout_vs_flask_sse: the same while its streams were idle (the other's turns)
     others: float = float("nan")  # % of the machine's CPU used by processes not in this run, in the window
 
     @property
@@ -220,11 +221,13 @@ def igny8_writer(stack: Stack) -> Callable[[tuple[str, QueueItem]], None]:
 
 
 class OtherLoad:
-    """The share of the machine's CPU used by processes other than ``pids`` (and their children)
-    between ``__init__`` and ``percent()``: how busy the rest of the machine kept it."""
+    """The share of the machine's CPU used by processes outside this run (this process and every
+    process it started: Redis, the web processes, the clients) between ``__init__`` and
+    ``percent()``: how busy the rest of the machine kept it."""
 
-    def __init__(self, pids: Sequence[int]) -> None:
-        self.procs = [psutil.Process(pid) for pid in pids]
+    def __init__(self) -> None:
+        me = psutil.Process(os.getpid())
+        self.procs = [me, *me.children(recursive=True)]
         self.start = self._now()
 
     def _now(self) -> tuple[float, float, float]:
@@ -234,7 +237,7 @@ class OtherLoad:
         for proc in self.procs:
             try:
                 cpu = proc.cpu_times()
-                ours += cpu.user + cpu.system + cpu.children_user + cpu.children_system
+                ours += cpu.user + cpu.system
             except psutil.Error:
                 pass
         return time.monotonic(), busy, ours
@@ -276,15 +279,18 @@ class Run:
 
     def measure(self, seconds: float) -> None:
         """``seconds`` of updates (one per task per second) in the measured window."""
-        load = OtherLoad([os.getpid(), self.web.worker_pid(), self.proc.proc.pid,
-                          self.stack.redis_server.process.pid])
-        worker = psutil.Process(self.web.worker_pid())
-        cpu = sum(worker.cpu_times()[:2])
+        load = OtherLoad()
+        cpu = self.worker_cpu()
         written, elapsed = paced_writes(self.level_tasks, seconds, self.write)
-        self.cpu_seconds += sum(worker.cpu_times()[:2]) - cpu
+        self.cpu_seconds += self.worker_cpu() - cpu
         self.other_seconds += load.percent() * elapsed
         self.level.written += written
         self.level.elapsed += elapsed
+
+    def worker_cpu(self) -> float:
+        """CPU seconds the web worker has used so far."""
+        times = psutil.Process(self.web.worker_pid()).cpu_times()
+        return float(times.user + times.system)
 
     def finish(self) -> None:
         """The last deliveries, then the client's figures."""
