@@ -13,9 +13,13 @@ For each level N (default 100, 1000, 2000; ``--clients``), one task / channel pe
 (``--per-task K``: K streams on each), igny8's N streams are opened (then its first round of
 updates, one per task, until every stream has had one: reported apart as "1st p99"), then
 flask-sse's N (and its first round); the igny8 streams stay open, idle, meanwhile. Then the
-measured windows, ``--seconds`` for each system, in turns of ``--slice`` seconds, who goes
-first alternating (igny8, flask-sse, flask-sse, igny8, igny8, flask-sse): the machine is shared
-with other test suites, and a busy spell then falls on both rather than on one. Per system:
+measured windows, ``--seconds`` for each system, in alternating turns of ``--slice`` seconds
+(igny8, flask-sse, igny8, ...): the machine is shared with other test suites, and a busy spell
+then falls on both rather than on one. The system waiting for its turn is frozen (SIGSTOP to its
+gunicorn process group; its streams stay open): igny8's idle streams still work (each re-checks
+its credential every 15 s), and that work must not land in flask-sse's window; it is done when
+igny8 is thawed, in igny8's own turn. A turn ends with 1 s without writes before the freeze, for
+its last deliveries. Per system:
 
 - igny8: as ``stream_fanout.py`` — N streams ``GET /api/v1/tasks/<id>/events`` (Bearer token),
   open = every stream has its ``snapshot``; one ``ProgressStore.write_image`` per task per
@@ -76,6 +80,7 @@ app.config["REDIS_URL"] = os.environ["REDIS_URL"]  # the bench's private Redis
 app.register_blueprint(sse, url_prefix="/stream")  # GET /stream?channel=<name>
 '''
 STALL_SECONDS = 20.0  # no further subscription for this long: the peer stopped accepting streams
+DRAIN_SECONDS = 1.0  # after a system's turn, before it is frozen: its last deliveries
 
 
 # ---------------------------------------------------------------- the peer's virtualenv and app
@@ -188,8 +193,9 @@ def open_peer(stack: Stack, peer: Web, tasks: Sequence[tuple[str, QueueItem]], s
 def run_level(stack: Stack, web: Web, peer: Web, token: str, tasks: Sequence[tuple[str, QueueItem]], streams: int,
               per_task: int, seconds: float, slice_seconds: float) -> tuple[Level, Level]:
     """Both systems at one level: igny8's streams opened (and its first round), then flask-sse's;
-    then the measured windows in interleaved slices, igny8 and flask-sse taking turns (who goes
-    first alternates), so that a busy spell of the machine falls on both; then both released."""
+    then the measured windows in turns, igny8 and flask-sse alternating, the one waiting frozen
+    (SIGSTOP: it holds its streams and uses no CPU), so that a busy spell of the machine falls on
+    both and neither's background work lands in the other's window; then both released."""
     ours = fanout.open_igny8(stack, web, token, tasks, streams, per_task)
     theirs: fanout.Run | None = None
     try:
@@ -206,20 +212,21 @@ def run_level(stack: Stack, web: Web, peer: Web, token: str, tasks: Sequence[tup
         else:
             theirs.first_round()
         runs = [run for run in (ours, theirs) if run.level.complete]
-        slices = max(1, round(seconds / slice_seconds))
-        idle = {id(run): [0.0, 0.0] for run in runs}  # CPU seconds and seconds while the other system has its turn
-        for index in range(slices):
-            for run in runs if index % 2 == 0 else runs[::-1]:
-                others = [(other, other.worker_cpu()) for other in runs if other is not run]
-                start = time.monotonic()
-                run.measure(seconds / slices)
-                for other, cpu in others:
-                    idle[id(other)][0] += other.worker_cpu() - cpu
-                    idle[id(other)][1] += time.monotonic() - start
+        turns = max(1, round(seconds / slice_seconds))
+        try:
+            for _turn in range(turns):
+                for run in runs:  # igny8, flask-sse, igny8, ...: the one waiting is frozen
+                    for other in runs:
+                        if other is not run:
+                            other.web.freeze()
+                    run.web.thaw()
+                    run.measure(seconds / turns)
+                    time.sleep(DRAIN_SECONDS)  # its last events arrive before it is frozen
+        finally:
+            for run in runs:
+                run.web.thaw()
         for run in runs:
             run.finish()
-            cpu_seconds, elapsed = idle[id(run)]
-            run.level.idle_cpu = 100 * cpu_seconds / elapsed if elapsed else float("nan")
     finally:
         ours.close()
         if theirs is not None:
@@ -239,7 +246,7 @@ def main() -> int:
     parser.add_argument("--clients", default="100,1000,2000", help="comma-separated stream counts")
     parser.add_argument("--per-task", type=int, default=1, metavar="K", help="streams on each task / channel")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds of updates per level and system")
-    parser.add_argument("--slice", type=float, default=5.0,
+    parser.add_argument("--slice", type=float, default=3.0,
                         help="seconds of one turn: the two systems take turns in the measured window")
     parser.add_argument("--peer-venv", type=Path, metavar="DIR",
                         help="make the peer's virtualenv here and keep it (reused when it has the pinned versions)")
@@ -294,11 +301,10 @@ def report(pairs: list[tuple[Level, Level | None]], versions: dict[str, str], pe
         side.append([ours.streams, f"{ms(ours.p50)} / {ms(theirs.p50)}", f"{ms(ours.p99)} / {ms(theirs.p99)}",
                      ratio(ours.p99, theirs.p99), f"{ours.connect:.2f} / {live}-{theirs.connect:.2f}",
                      ratio(ours.connect, theirs.connect), f"{ours.cpu:.0f} / {theirs.cpu:.0f}",
-                     f"{ours.idle_cpu:.0f} / {theirs.idle_cpu:.0f}", f"{ours.redis_web} / {theirs.redis_web}",
+                     f"{ours.redis_web} / {theirs.redis_web}",
                      f"{ours.rss:.0f} / {theirs.rss:.0f}"])
-    table("Side by side, igny8 / flask-sse (flask-sse open s: subscriptions live - headers received; idle CPU %: "
-          "the worker holding its streams during the other's turns)",
-          ["streams", "p50 ms", "p99 ms", "p99 ratio", "open s", "open ratio", "CPU %", "idle CPU %",
+    table("Side by side, igny8 / flask-sse (flask-sse open s: subscriptions live - headers received)",
+          ["streams", "p50 ms", "p99 ms", "p99 ratio", "open s", "open ratio", "CPU %",
            "web Redis conns", "RSS MB"], side)
     print()
     for ours, theirs in pairs:

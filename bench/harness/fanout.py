@@ -60,7 +60,6 @@ class Level:
     errors: int = 0
     freed: float = float("nan")
     cpu: float = float("nan")  # the web worker's CPU in the window, % of one core
-    idle_cpu: float = float("nan")  # fanout_vs_flask_sse: the same while its streams were idle (the other's turns)
     others: float = float("nan")  # % of the machine's CPU used by processes not in this run, in the window
 
     @property
