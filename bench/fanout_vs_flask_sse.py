@@ -10,16 +10,16 @@ flask-sse opens one Redis pub/sub connection per stream (``ServerSentEventsBluep
 builds a new ``StrictRedis`` and ``pubsub()`` each time); igny8 has one listener per process.
 
 For each level N (default 100, 1000, 2000; ``--clients``), one task / channel per stream
-(``--per-task K``: K streams on each), igny8's N streams are opened (then its first round of
-updates, one per task, until every stream has had one: reported apart as "1st p99"), then
-flask-sse's N (and its first round); the igny8 streams stay open, idle, meanwhile. Then the
-measured windows, ``--seconds`` for each system, in alternating turns of ``--slice`` seconds
-(igny8, flask-sse, igny8, ...): the machine is shared with other test suites, and a busy spell
-then falls on both rather than on one. The system waiting for its turn is frozen (SIGSTOP to its
-gunicorn process group; its streams stay open): igny8's idle streams still work (each re-checks
-its credential every 15 s), and that work must not land in flask-sse's window; it is done when
-igny8 is thawed, in igny8's own turn. A turn ends with 1 s without writes before the freeze, for
-its last deliveries. Per system:
+(``--per-task K``: K streams on each), each system is measured alone, one after the other (igny8
+first at the 1st and 3rd level, flask-sse first at the 2nd): open its N streams, a first round of
+updates (one per task, until every stream has had one: reported apart as "1st p99"), the measured
+window of ``--seconds``, then the release. Alone, because igny8's idle streams still work (each
+re-checks its credential every 15 s: ~16% of a core for 2,000 idle streams), which must not land
+in flask-sse's window; taking turns with both open let it land there, and freezing the waiting
+system (SIGSTOP) bunched igny8's re-checks at each thaw instead: both were tried and dropped. The
+machine is shared with other test suites, so the two windows may not see the same load: the
+"others %" column says how much of the machine the rest took in each, and a verdict whose two
+windows differ by more than ``NOISY_POINTS`` points says so. Per system:
 
 - igny8: as ``stream_fanout.py`` — N streams ``GET /api/v1/tasks/<id>/events`` (Bearer token),
   open = every stream has its ``snapshot``; one ``ProgressStore.write_image`` per task per
@@ -80,7 +80,7 @@ app.config["REDIS_URL"] = os.environ["REDIS_URL"]  # the bench's private Redis
 app.register_blueprint(sse, url_prefix="/stream")  # GET /stream?channel=<name>
 '''
 STALL_SECONDS = 20.0  # no further subscription for this long: the peer stopped accepting streams
-DRAIN_SECONDS = 1.0  # after a system's turn, before it is frozen: its last deliveries
+NOISY_POINTS = 15.0  # "others %" of the two windows further apart than this: the comparison is noisy
 
 
 # ---------------------------------------------------------------- the peer's virtualenv and app
@@ -190,53 +190,46 @@ def open_peer(stack: Stack, peer: Web, tasks: Sequence[tuple[str, QueueItem]], s
     return run
 
 
-def run_level(stack: Stack, web: Web, peer: Web, token: str, tasks: Sequence[tuple[str, QueueItem]], streams: int,
-              per_task: int, seconds: float, slice_seconds: float) -> tuple[Level, Level]:
-    """Both systems at one level: igny8's streams opened (and its first round), then flask-sse's;
-    then the measured windows in turns, igny8 and flask-sse alternating, the one waiting frozen
-    (SIGSTOP: it holds its streams and uses no CPU), so that a busy spell of the machine falls on
-    both and neither's background work lands in the other's window; then both released."""
-    ours = fanout.open_igny8(stack, web, token, tasks, streams, per_task)
-    theirs: fanout.Run | None = None
+def run_peer_level(stack: Stack, peer: Web, tasks: Sequence[tuple[str, QueueItem]], streams: int, per_task: int,
+                   seconds: float) -> Level:
+    """One level of flask-sse alone: open, first round, ``seconds`` measured, release."""
+    run = open_peer(stack, peer, tasks, streams, per_task)
     try:
-        if not ours.level.complete:
-            print(f"igny8: only {ours.level.ready} of {streams} streams got their snapshot. "
-                  f"Last error in its log: {fanout.last_error(web)}")
-        else:
-            ours.first_round()
-        theirs = open_peer(stack, peer, tasks, streams, per_task)
-        if not theirs.level.complete:
-            print(f"flask-sse: only {theirs.level.ready} of {streams} streams opened "
-                  f"({'all' if theirs.level.live is not None else 'not all'} subscriptions live). "
+        if not run.level.complete:
+            print(f"flask-sse: only {run.level.ready} of {streams} streams opened "
+                  f"({'all' if run.level.live is not None else 'not all'} subscriptions live). "
                   f"Last error in its log: {fanout.last_error(peer)}")
-        else:
-            theirs.first_round()
-        runs = [run for run in (ours, theirs) if run.level.complete]
-        turns = max(1, round(seconds / slice_seconds))
-        try:
-            for _turn in range(turns):
-                for run in runs:  # igny8, flask-sse, igny8, ...: the one waiting is frozen
-                    for other in runs:
-                        if other is not run:
-                            other.web.freeze()
-                    run.web.thaw()
-                    run.measure(seconds / turns)
-                    time.sleep(DRAIN_SECONDS)  # its last events arrive before it is frozen
-        finally:
-            for run in runs:
-                run.web.thaw()
-        for run in runs:
-            run.finish()
+            return run.level
+        run.first_round()
+        run.measure(seconds)
+        run.finish()
     finally:
-        ours.close()
-        if theirs is not None:
-            theirs.close()
-    if ours.level.complete:
-        ours.release(lambda: fanout.held_streams(web))
-    channels = [task_id for task_id, _item in theirs.level_tasks]
-    if theirs.level.complete:
-        theirs.release(lambda: fanout.held_streams(peer) + subscriptions(stack.redis, channels))
-    return ours.level, theirs.level
+        run.close()
+    channels = [task_id for task_id, _item in run.level_tasks]
+    run.release(lambda: fanout.held_streams(peer) + subscriptions(stack.redis, channels))
+    return run.level
+
+
+def run_level(stack: Stack, web: Web, peer: Web, token: str, tasks: Sequence[tuple[str, QueueItem]], streams: int,
+              per_task: int, seconds: float, peer_first: bool) -> tuple[Level, Level]:
+    """Both systems at one level, one after the other, each alone on the machine's share we have
+    (the other's streams closed: igny8's idle streams still work, and that must not land in
+    flask-sse's window)."""
+    def ours() -> Level:
+        level = fanout.run_igny8_level(stack, web, token, tasks, streams, per_task, seconds)
+        if not level.complete:
+            print(f"igny8: only {level.ready} of {streams} streams got their snapshot. "
+                  f"Last error in its log: {fanout.last_error(web)}")
+        return level
+
+    def theirs() -> Level:
+        return run_peer_level(stack, peer, tasks, streams, per_task, seconds)
+
+    if peer_first:
+        peer_level = theirs()
+        return ours(), peer_level
+    our_level = ours()
+    return our_level, theirs()
 
 
 # ---------------------------------------------------------------- the run
@@ -246,8 +239,6 @@ def main() -> int:
     parser.add_argument("--clients", default="100,1000,2000", help="comma-separated stream counts")
     parser.add_argument("--per-task", type=int, default=1, metavar="K", help="streams on each task / channel")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds of updates per level and system")
-    parser.add_argument("--slice", type=float, default=3.0,
-                        help="seconds of one turn: the two systems take turns in the measured window")
     parser.add_argument("--peer-venv", type=Path, metavar="DIR",
                         help="make the peer's virtualenv here and keep it (reused when it has the pinned versions)")
     args = parser.parse_args()
@@ -273,7 +264,7 @@ def main() -> int:
         for count in levels:
             print(f"{count} streams ...", flush=True)
             ours, theirs = run_level(stack, web, peer, account["token"], tasks, count, args.per_task, args.seconds,
-                                     args.slice)
+                                     peer_first=len(pairs) % 2 == 1)
             pairs.append((ours, theirs))
             if not ours.complete:
                 break
@@ -320,6 +311,9 @@ def report(pairs: list[tuple[Level, Level | None]], versions: dict[str, str], pe
         met = bool(theirs and ours.complete and theirs.complete and ours.p99 <= theirs.p99 * 1.5)
         figure = (f"{ms(ours.p99)} ms vs {ms(theirs.p99)} ms ({ratio(ours.p99, theirs.p99)})"
                   if theirs and ours.complete and theirs.complete else "not measured: not every stream opened")
+        if theirs and abs(ours.others - theirs.others) > NOISY_POINTS:
+            figure += (f" - noisy: the rest of the machine took {ours.others:.0f}% of it in igny8's window, "
+                       f"{theirs.others:.0f}% in flask-sse's")
         results.append(verdict(f"{ours.streams} streams: igny8 p99 <= flask-sse p99 x 1.5", met, figure))
     measured = [ours for ours, _theirs in pairs if ours.complete]
     results.append(verdict(

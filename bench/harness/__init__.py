@@ -85,20 +85,10 @@ class Child:
                 raise RuntimeError(f"{self.name} did not get ready ({what}):\n{tail}")
             time.sleep(0.05)
 
-    def freeze(self) -> None:
-        """SIGSTOP to the whole process group: it uses no CPU until ``thaw`` (its sockets stay open)."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGCONT)
-
     def stop(self) -> None:
         """SIGTERM to the whole process group, 10 s, then SIGKILL. Idempotent."""
         if self.proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGCONT)  # a frozen group would not see the SIGTERM
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:

@@ -249,8 +249,8 @@ class OtherLoad:
 class Run:
     """One level of one system in progress: its client process (its streams), the sampler of its
     web worker, and the figures of its measured window so far. ``open_igny8`` (and the peer's
-    own opener) makes one; then ``first_round``, ``measure`` (once, or in slices interleaved with
-    another system's: see fanout_vs_flask_sse.py), ``finish``, ``release``; ``close`` always."""
+    opener in fanout_vs_flask_sse.py) makes one; then ``first_round``, ``measure`` (the window may
+    be measured in several calls), ``finish``, ``release``; ``close`` always."""
 
     def __init__(self, level: Level, stack: Stack, web: Web, config: dict[str, object], level_tasks: Sequence[T],
                  subscribers: Sequence[int], write: Callable[[T], None]) -> None:
