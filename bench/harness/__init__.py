@@ -1,7 +1,8 @@
 """Shared plumbing of the benchmarks in ``bench/``: a private Redis, a temporary database and
 media folder, the app, accounts with API tokens, gunicorn and worker processes that are always
-stopped (also on Ctrl-C, SIGTERM or an error), an SSE client on raw asyncio sockets, and the
-figures (percentiles, tables, verdicts).
+stopped (also on Ctrl-C, SIGTERM or an error), an SSE client on raw asyncio sockets
+(``sse_client.py``, re-exported here), and the figures (percentiles, tables, verdicts).
+``fanout.py`` is the runner side of the two stream fan-out benchmarks.
 
 This package lives in a folder so that ``make bench`` (which runs ``bench/*.py``) does not run it.
 Scripts run as ``.venv/bin/python bench/<name>.py``: their folder is on ``sys.path``, so
@@ -10,9 +11,7 @@ Scripts run as ``.venv/bin/python bench/<name>.py``: their folder is on ``sys.pa
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -24,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
@@ -42,14 +41,24 @@ from igny8.extensions import db  # noqa: E402
 from igny8.models import Account  # noqa: E402
 from igny8.ops.redis_server import RedisServer, free_port  # noqa: E402
 
+from .sse_client import HOST, open_stream, sent_at, sse_events  # noqa: E402, F401 - the client's pieces
+
 BIN = Path(sys.executable).parent  # the virtualenv's bin/: gunicorn lives next to python
-HOST = "127.0.0.1"
 PASSWORD = "bench-password-1"
 SECRET_KEY = "bench-secret"
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(143)  # unwinds every ``finally``: children and Redis are stopped
+
+
+def raise_fd_limit(nofile: int | None = None) -> None:
+    """Raise this process's soft limit of open files (to ``nofile``, or the hard limit). Children
+    inherit it: the private Redis needs one descriptor per client connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if nofile is None else min(nofile, hard)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 class Child:
@@ -60,13 +69,13 @@ class Child:
         self.name, self.log_path = name, log_path
         self.log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
 
-        def raise_fd_limit() -> None:
+        def set_fd_limit() -> None:
             if nofile:
                 _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
                 resource.setrlimit(resource.RLIMIT_NOFILE, (min(nofile, hard), hard))
 
         self.proc = subprocess.Popen(list(command), cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=raise_fd_limit)
+                                     start_new_session=True, preexec_fn=set_fd_limit)
 
     def wait_for(self, ready: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -91,14 +100,17 @@ class Child:
 
 
 class Web(Child):
-    """``gunicorn -k gevent -w 1`` serving ``wsgi:app``, as the product runs it."""
+    """``gunicorn -k gevent -w 1`` serving ``wsgi:app``, as the product runs it. ``gunicorn``,
+    ``app`` and ``chdir`` serve another app the same way (a peer, from its own virtualenv)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, nofile: int = 8192) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, nofile: int = 8192, *, gunicorn: Path | None = None,
+                 app: str | None = None, chdir: Path | None = None, name: str = "gunicorn") -> None:
         self.port = free_port()
-        command = [str(BIN / "gunicorn"), "-k", "gevent", "--worker-connections", "4000", "--no-control-socket",
-                   "-w", "1", "-b", f"{HOST}:{self.port}", "--graceful-timeout", "5",
-                   env.get("BENCH_WSGI_APP", "wsgi:app")]  # another module: to measure a candidate fix
-        super().__init__("gunicorn", command, env, log_path, nofile)
+        command = [str(gunicorn or BIN / "gunicorn"), "-k", "gevent", "--worker-connections", "4000",
+                   "--no-control-socket", "-w", "1", "-b", f"{HOST}:{self.port}", "--graceful-timeout", "5",
+                   *(["--chdir", str(chdir)] if chdir else []),
+                   app or env.get("BENCH_WSGI_APP", "wsgi:app")]  # another module: to measure a candidate fix
+        super().__init__(name, command, env, log_path, nofile)
 
     def answers(self) -> bool:
         """An HTTP answer from the app (the master binds the port before its worker has booted)."""
@@ -147,6 +159,7 @@ class Stack:
         return self
 
     def _start(self) -> None:
+        raise_fd_limit()  # Redis inherits it: thousands of client connections in the fan-out benchmarks
         self.redis_server = RedisServer(data_dir=self.tmp / "redis").start()
         self.external_db = os.environ.get("DATABASE_URL") or None
         self.database_url = self.external_db or f"sqlite:///{self.tmp / 'bench.db'}"
@@ -187,8 +200,10 @@ class Stack:
                 "MEDIA_ROOT": str(self.tmp / "media"), "SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1",
                 "LOCAL_PROVIDER_LATENCY": "0", **extra}
 
-    def web(self, nofile: int = 8192, **env: str) -> Web:
-        web = Web(self.env(**env), self.tmp / f"web-{len(self.children)}.log", nofile)
+    def web(self, nofile: int = 8192, *, gunicorn: Path | None = None, app: str | None = None,
+            chdir: Path | None = None, name: str = "gunicorn", **env: str) -> Web:
+        web = Web(self.env(**env), self.tmp / f"web-{len(self.children)}.log", nofile, gunicorn=gunicorn, app=app,
+                  chdir=chdir, name=name)
         self.children.append(web)  # before waiting: a web that never answers is stopped all the same
         web.wait_for(web.answers, f"an HTTP answer on port {web.port}")
         return web
@@ -217,63 +232,28 @@ class Stack:
 def queue_tasks(stack: Stack, account_id: int, count: int) -> list[tuple[str, dict[str, Any]]]:
     """``count`` one-image tasks queued as the API queues them (``tasks.service.queue_task``: a task
     row, its progress hashes, an RQ job). With no worker running they stay PENDING, and alive:
-    the reconciler only fails a PENDING task whose job is gone. Returns (task id, queue item)."""
+    the reconciler only fails a PENDING task whose job is gone. Returns (task id, queue item).
+
+    The articles are created first, ``ARTICLES_PER_COMMIT`` to a transaction (an article per
+    commit made 2,000 tasks take ~12 s); each task is then queued on its own, as a request does."""
     from igny8.content.articles import create_article, validate_article
     from igny8.tasks.service import queue_task
 
     tasks = []
     with stack.app.app_context():
-        for n in range(count):
-            clean = validate_article({"title": f"Article {n}", "featured_prompt": "A red fox in the snow"})
-            content = create_article(account_id, clean)
+        content_ids: list[int] = []
+        for start in range(0, count, ARTICLES_PER_COMMIT):
+            for n in range(start, min(count, start + ARTICLES_PER_COMMIT)):
+                clean = validate_article({"title": f"Article {n}", "featured_prompt": "A red fox in the snow"})
+                content_ids.append(create_article(account_id, clean).id)
             db.session.commit()
-            batch = queue_task(account_id, {"content_id": content.id})
-            task, items = batch.task, batch.items
-            tasks.append((task.id, dataclasses.replace(items[0])))
+        for content_id in content_ids:
+            batch = queue_task(account_id, {"content_id": content_id})
+            tasks.append((batch.task.id, dataclasses.replace(batch.items[0])))
     return tasks
 
 
-# ---------------------------------------------------------------- SSE over raw asyncio sockets
-
-async def open_stream(port: int, path: str, token: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """GET an event stream (HTTP/1.1, Bearer); returns once the response headers are read."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    writer.write((f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Bearer {token}\r\n"
-                  "Accept: text/event-stream\r\n\r\n").encode())
-    status = await reader.readline()
-    if b" 200 " not in status:
-        writer.close()
-        raise ConnectionError(f"stream answered {status!r}")
-    while (await reader.readline()) not in (b"\r\n", b""):
-        pass
-    return reader, writer
-
-
-async def sse_events(reader: asyncio.StreamReader) -> AsyncIterator[tuple[str, str, float]]:
-    """(event name, data, time.time() when its bytes arrived) from a chunked SSE body."""
-    buffer = ""
-    while True:
-        size_line = await reader.readline()
-        if not size_line:
-            return
-        size = int(size_line.split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            return
-        chunk = await reader.readexactly(size + 2)  # the chunk and its CRLF
-        received = time.time()
-        buffer += chunk[:-2].decode()
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line and line[0] != ":")
-            if "event" in fields:
-                yield fields["event"], fields.get("data", ""), received
-
-
-def sent_at(data: str) -> float | None:
-    """When a benchmark writer wrote an image event: its ``phase_at`` (a benchmark sets it to
-    time.time() just before the write, as the runner does at each phase), if any."""
-    value = json.loads(data).get("phase_at")
-    return float(value) if value else None
+ARTICLES_PER_COMMIT = 500
 
 
 # ---------------------------------------------------------------- figures
