@@ -9,36 +9,33 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
+_ROW = """INSERT OR IGNORE INTO account_totals (account_id, articles, generated, failed, cost)
+           VALUES ({row}.account_id, 0, 0, 0, 0);"""
+
+
+def _image_share(row: str, sign: str) -> str:
+    """SQLite: add (+) or take away (-) an image row's share of its account's totals."""
+    return f"""UPDATE account_totals SET generated = generated {sign} ({row}.status = 'generated'),
+           failed = failed {sign} ({row}.status = 'failed'), cost = cost {sign} COALESCE({row}.cost, 0)
+           WHERE account_id = {row}.account_id;"""
+
+
 _SQLITE = [
-    """CREATE TRIGGER IF NOT EXISTS totals_content_insert AFTER INSERT ON content BEGIN
-         INSERT OR IGNORE INTO account_totals (account_id, articles, generated, failed, cost)
-           VALUES (NEW.account_id, 0, 0, 0, 0);
+    f"""CREATE TRIGGER IF NOT EXISTS totals_content_insert AFTER INSERT ON content BEGIN
+         {_ROW.format(row="NEW")}
          UPDATE account_totals SET articles = articles + 1 WHERE account_id = NEW.account_id;
        END""",
     """CREATE TRIGGER IF NOT EXISTS totals_content_delete AFTER DELETE ON content BEGIN
          UPDATE account_totals SET articles = articles - 1 WHERE account_id = OLD.account_id;
        END""",
-    """CREATE TRIGGER IF NOT EXISTS totals_image_insert AFTER INSERT ON image BEGIN
-         INSERT OR IGNORE INTO account_totals (account_id, articles, generated, failed, cost)
-           VALUES (NEW.account_id, 0, 0, 0, 0);
-         UPDATE account_totals SET generated = generated + (NEW.status = 'generated'),
-           failed = failed + (NEW.status = 'failed'), cost = cost + COALESCE(NEW.cost, 0)
-           WHERE account_id = NEW.account_id;
+    f"""CREATE TRIGGER IF NOT EXISTS totals_image_insert AFTER INSERT ON image BEGIN
+         {_ROW.format(row="NEW")} {_image_share("NEW", "+")}
        END""",
-    """CREATE TRIGGER IF NOT EXISTS totals_image_update AFTER UPDATE OF status, cost, account_id ON image BEGIN
-         UPDATE account_totals SET generated = generated - (OLD.status = 'generated'),
-           failed = failed - (OLD.status = 'failed'), cost = cost - COALESCE(OLD.cost, 0)
-           WHERE account_id = OLD.account_id;
-         INSERT OR IGNORE INTO account_totals (account_id, articles, generated, failed, cost)
-           VALUES (NEW.account_id, 0, 0, 0, 0);
-         UPDATE account_totals SET generated = generated + (NEW.status = 'generated'),
-           failed = failed + (NEW.status = 'failed'), cost = cost + COALESCE(NEW.cost, 0)
-           WHERE account_id = NEW.account_id;
+    f"""CREATE TRIGGER IF NOT EXISTS totals_image_update AFTER UPDATE OF status, cost, account_id ON image BEGIN
+         {_image_share("OLD", "-")} {_ROW.format(row="NEW")} {_image_share("NEW", "+")}
        END""",
-    """CREATE TRIGGER IF NOT EXISTS totals_image_delete AFTER DELETE ON image BEGIN
-         UPDATE account_totals SET generated = generated - (OLD.status = 'generated'),
-           failed = failed - (OLD.status = 'failed'), cost = cost - COALESCE(OLD.cost, 0)
-           WHERE account_id = OLD.account_id;
+    f"""CREATE TRIGGER IF NOT EXISTS totals_image_delete AFTER DELETE ON image BEGIN
+         {_image_share("OLD", "-")}
        END""",
 ]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 # ---------------------------------------------------------------- states
 
@@ -131,40 +131,44 @@ def _kind(annotation: str) -> type:
     return str
 
 
-def _to_hash(record: Any) -> dict[str, str]:
-    """Hash values as strings; None becomes "" so a field can be cleared."""
-    return {k: "" if v is None else (json.dumps(v) if isinstance(v, (list, dict, bool)) else str(v))
-            for k, v in asdict(record).items()}
+class _Record:
+    """The Redis hash and JSON forms every record of this module shares (its fields typed
+    int, float, bool, list or str, optional or not)."""
 
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Self:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in raw:
+                continue
+            value, kind = raw[f.name], _kind(str(f.type))
+            if kind is bool:
+                values[f.name] = value == "true"
+            elif kind is list:
+                values[f.name] = json.loads(value or "[]")
+            elif not value:
+                values[f.name] = 0 if f.type in ("int", "float") else None
+            elif kind is int:
+                values[f.name] = int(float(value))
+            elif kind is float:
+                values[f.name] = float(value)
+            else:
+                values[f.name] = value
+        return cls(**values)
 
-def _from_hash(cls: type, raw: dict[str, str]) -> Any:
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in raw:
-            continue
-        value, kind = raw[f.name], _kind(str(f.type))
-        if kind is bool:
-            values[f.name] = value == "true"
-        elif kind is list:
-            values[f.name] = json.loads(value or "[]")
-        elif not value:
-            values[f.name] = 0 if f.type in ("int", "float") else None
-        elif kind is int:
-            values[f.name] = int(float(value))
-        elif kind is float:
-            values[f.name] = float(value)
-        else:
-            values[f.name] = value
-    return cls(**values)
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
-
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    def to_hash(self) -> dict[str, str]:
+        """Hash values as strings; None becomes "" so a field can be cleared."""
+        return {k: "" if v is None else (json.dumps(v) if isinstance(v, (list, dict, bool)) else str(v))
+                for k, v in asdict(self).items()}
 
 
 @dataclass
-class QueueItem:
+class QueueItem(_Record):
     """One image of a task's queue: DESIGN.md's ImageQueueItem (the first ten fields) plus what
     the bar needs while it runs. ``index`` counts from 1."""
 
@@ -197,17 +201,6 @@ class QueueItem:
                    progress=100 if image.status == ImageStatus.GENERATED else 0, image_url=image.image_url,
                    error=image.error)
 
-    @classmethod
-    def from_hash(cls, raw: dict[str, str]) -> QueueItem:
-        return _from_hash(cls, raw)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> QueueItem:
-        return _from_dict(cls, data)
-
-    def to_hash(self) -> dict[str, str]:
-        return _to_hash(self)
-
     def to_dict(self) -> dict[str, Any]:
         """The JSON body (``image`` events, ``queue`` lists)."""
         return asdict(self)
@@ -226,7 +219,7 @@ class QueueItem:
 
 
 @dataclass
-class TaskSummary:
+class TaskSummary(_Record):
     """A task's counts and times: the ``task`` hash in Redis, the ``task`` event's body, and the
     source of the task_progress answer."""
 
@@ -268,17 +261,6 @@ class TaskSummary:
         if not (self.started_at and self.finished_at):
             return None
         return round(self.finished_at - self.started_at, 3)
-
-    @classmethod
-    def from_hash(cls, raw: dict[str, str]) -> TaskSummary:
-        return _from_hash(cls, raw)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TaskSummary:
-        return _from_dict(cls, data)
-
-    def to_hash(self) -> dict[str, str]:
-        return _to_hash(self)
 
     def public(self) -> dict[str, Any]:
         """The ``task`` event body: the counts a client needs, nothing internal."""
