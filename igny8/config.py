@@ -87,6 +87,10 @@ class Config:
         """Return the configuration as a dict, environment first, class defaults second."""
         config = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
         config["SQLALCHEMY_DATABASE_URI"] = _database_url()
+        if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            # A SQLite file connection cannot go stale: no ping before every checkout (one query
+            # fewer for every request and stream open). A server's connections can, so they keep it.
+            config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
         if not os.environ.get("REDIS_URL") and PRIVATE_REDIS_URL_FILE.is_file():
             config["REDIS_URL"] = PRIVATE_REDIS_URL_FILE.read_text().strip() or config["REDIS_URL"]
         for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL", "MEDIA_STORE",

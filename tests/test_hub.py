@@ -147,3 +147,38 @@ def test_a_new_watcher_costs_one_read_of_its_own_stream(store, redis_server):
     assert read_keys <= {events_key(newcomer), NOTICES_KEY}, read_keys  # no other task's stream
     assert all(c.split().count("STREAMS") <= 1 and len(c.split()) <= 9 for c in reads if c.startswith("XREAD"))
     assert sum(1 for c in reads if c.startswith("XRANGE")) <= 3, reads
+
+
+def test_notices_from_an_older_writer_without_their_event_are_read_from_the_task_stream(store, redis_server):
+    """A notice that carries only the task id (written by the previous version during a deploy)
+    makes the listener read that task's stream; events carried by later notices are neither lost
+    nor repeated, and arrive in order."""
+    hub = StreamHub(redis_server.url, block_ms=300)
+    task_id = uuid.uuid4().hex
+    store.write_image(task_id, _item(0))
+    sub = hub.subscribe(task_id, _last_id(store.redis, task_id))
+    time.sleep(0.4)  # the listener is blocked on the notices
+
+    def old_write(seq: int) -> None:
+        with store.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(events_key(task_id), {"event": EventName.IMAGE, "data": json.dumps(_item(seq).to_dict())})
+            pipe.xadd(NOTICES_KEY, {"t": task_id})
+            pipe.execute()
+
+    store.write_image(task_id, _item(1))
+    old_write(2)
+    store.write_image(task_id, _item(3))
+    old_write(4)
+    store.write_image(task_id, _item(5))
+    assert _received(sub, 5) == [1, 2, 3, 4, 5]
+    assert sub.get(timeout=0.5) is None  # nothing twice
+
+
+def test_a_notice_carries_its_event_and_the_id_it_has_in_the_task_stream(store):
+    event_id = store.write_image("t1", _item(7))
+    [(_notice_id, notice)] = store.redis.xrange(NOTICES_KEY)
+    assert notice["t"] == "t1" and notice["i"] == event_id and notice["event"] == EventName.IMAGE
+    assert json.loads(notice["data"])["note"] == "7"
+    [(stream_id, entry)] = store.redis.xrange(events_key("t1"))
+    assert stream_id == event_id and entry["data"] == notice["data"]
+    assert store.redis.ttl(events_key("t1")) > 0

@@ -27,14 +27,19 @@ class TaskEvent(NamedTuple):
     id: str
     name: str
     data: dict[str, Any]
+    raw: str | None = None  # ``data`` as the JSON text it was read from (sent on as it is)
 
     @classmethod
     def from_entry(cls, entry_id: str, fields: dict[str, str]) -> TaskEvent:
         """An entry of the task's Redis stream (as ProgressStore writes it)."""
-        return cls(entry_id, fields["event"], json.loads(fields["data"]))
+        return cls(entry_id, fields["event"], json.loads(fields["data"]), fields["data"])
+
+    def json(self) -> str:
+        """``data`` as compact JSON text."""
+        return self.raw if self.raw is not None else json.dumps(self.data, separators=(",", ":"))
 
     def entry(self) -> dict[str, str]:
-        return {"event": self.name, "data": json.dumps(self.data)}
+        return {"event": self.name, "data": self.json()}
 
 
 KEEPALIVE = TaskEvent("", EventName.KEEPALIVE, {})

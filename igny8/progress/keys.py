@@ -8,8 +8,11 @@ _TASK = f"{PREFIX}:task:"
 _EVENTS_SUFFIX = ":events"
 
 
-NOTICES_KEY = f"{PREFIX}:notices"  # one entry {t: task id} per progress write, for the stream hubs
-NOTICES_MAXLEN = 20_000
+# One entry per progress write, for the stream hubs: {t: task id, i: the event's id in the task's
+# stream, event, data}. Read within moments by every web process; kept long enough for a listener
+# that falls a little behind (one that falls further reads the task streams instead).
+NOTICES_KEY = f"{PREFIX}:notices"
+NOTICES_MAXLEN = 10_000
 
 
 def task_key(task_id: str) -> str:

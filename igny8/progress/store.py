@@ -1,10 +1,12 @@
 """The Redis progress schema: one hash per task, one hash per image, one event stream per task.
 
-Every change is written in one MULTI/EXEC: the hash update *and* an entry in the task's Redis
-stream. The stream is both the change notification and the log that SSE clients resume from:
-a reader takes a snapshot together with the stream's last id in one transaction, then blocks on
-XREAD after that id, so no update can fall between the snapshot and the live events, and
-``Last-Event-ID`` is simply a stream id.
+Every change is written by one atomic script (``_WRITE``): the hash update, an entry in the
+task's Redis stream, and a change notice on the shared notices stream that carries the event
+itself (with the id it got in the task's stream). The task's stream is the log that SSE clients
+resume from: a reader takes a snapshot together with the stream's last id in one transaction,
+then follows the events after that id, so no update can fall between the snapshot and the live
+events, and ``Last-Event-ID`` is simply a stream id. The notice lets each web process's
+listener deliver the event without a second read (streaming/hub.py).
 
 Redis is a cache of progress, not the truth: every write tolerates a Redis outage (the database
 row is written by the job regardless), and readers fall back to the database.
@@ -27,6 +29,18 @@ from .schema import QueueItem, TaskSummary
 
 log = logging.getLogger(__name__)
 
+# KEYS: the hash, the task's event stream, the notices stream, more keys to expire with them.
+# ARGV: ttl, stream maxlen, notices maxlen, task id, event name, event data, then hash field/value pairs.
+_WRITE = """
+if #ARGV > 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 7)) end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[5], 'data', ARGV[6])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[4], 'i', id, 'event', ARGV[5], 'data', ARGV[6])
+for i = 1, #KEYS do
+  if i ~= 3 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+end
+return id
+"""
+
 STREAM_MAXLEN = 2000
 RUNNING_TTL = 7 * 24 * 3600  # safety net; finished tasks get the shorter PROGRESS_TTL
 
@@ -38,6 +52,7 @@ class ProgressStore:
     def __init__(self, redis: Redis, finished_ttl: int = 24 * 3600) -> None:
         self.redis = redis
         self.finished_ttl = finished_ttl
+        self._write_script = redis.register_script(_WRITE)
 
     # ------------------------------------------------------------ writing
 
@@ -45,19 +60,15 @@ class ProgressStore:
                ttl: int = RUNNING_TTL, extra_keys: Iterable[str] = ()) -> str | None:
         """HSET + XADD + the change notice (+ EXPIRE) atomically; returns the event id, or None if
         Redis is down."""
+        entry = event.entry()
+        args: list[Any] = [ttl, STREAM_MAXLEN, NOTICES_MAXLEN, task_id, entry["event"], entry["data"]]
+        for name, value in fields.items():
+            args += [name, value]
         try:
-            pipe = self.redis.pipeline(transaction=True)
-            if fields:
-                pipe.hset(key, mapping=fields)
-            pipe.xadd(events_key(task_id), event.entry(), maxlen=STREAM_MAXLEN, approximate=True)
-            pipe.xadd(NOTICES_KEY, {"t": task_id}, maxlen=NOTICES_MAXLEN, approximate=True)
-            for k in (key, events_key(task_id), *extra_keys):
-                pipe.expire(k, ttl)
-            result = pipe.execute()
+            return self._write_script(keys=[key, events_key(task_id), NOTICES_KEY, *extra_keys], args=args)
         except RedisError as exc:
             log.warning("progress write failed task=%s event=%s: %s", task_id, event.name, exc)
             return None
-        return result[1 if fields else 0]
 
     def init_task(self, summary: TaskSummary, items: list[QueueItem]) -> None:
         """Create the task hash and one hash per image (called by the web request, before enqueue)."""

@@ -32,30 +32,46 @@ KEEPALIVE_SECONDS = 15.0
 OUTAGE_SECONDS = 30.0  # default STREAM_OUTAGE_SECONDS: how long an open stream waits for Redis
 
 
+Opening = tuple[list[TaskEvent], str]  # what a stream sends first, and the event id it follows from
+
+
 def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
                 keepalive: float = KEEPALIVE_SECONDS, still_allowed: Callable[[], bool] | None = None,
-                recheck: float | None = None) -> Iterator[TaskEvent]:
+                recheck: float | None = None, opening: Opening | None = None) -> Iterator[TaskEvent]:
     """Every event of the task from the client's point on; KEEPALIVE when nothing moved for
     ``keepalive`` seconds; a fresh ``snapshot`` when Redis came back without the events the
     client needs; LOST (then the end) when Redis stayed away for STREAM_OUTAGE_SECONDS;
     REVOKED (then the end) when ``still_allowed()``, called at least every ``recheck`` seconds
-    and on every keepalive, says no. Needs an app context."""
-    last_id = None
-    if valid_event_id(last_event_id):
+    and on every keepalive, says no. ``opening`` is ``stream_opening`` of the task when the
+    caller has just read it (a view); else it is read here. Needs an app context."""
+    if opening is None:
+        task = _task(account_id, task_id)
+        if task is None:
+            return
         try:
-            last_id = last_event_id if progress_store().can_resume(task_id, last_event_id) else None
-        except RedisError:
-            last_id = None
-    if last_id is None:
-        opening = _snapshot(account_id, task_id)
-        if opening is None:
-            return
-        yield from opening
-        if opening[-1].name == EventName.DONE:
-            return
-        last_id = opening[0].id
+            opening = stream_opening(task, last_event_id)
+        finally:
+            db.session.close()
+    events, last_id = opening
+    yield from events
+    if events and events[-1].name == EventName.DONE:
+        return
     yield from _follow(account_id, task_id, last_id, _Timers(keepalive, recheck if still_allowed else None),
                        still_allowed or (lambda: True))
+
+
+def stream_opening(task: GenerationTask, last_event_id: str | None) -> Opening:
+    """Nothing but the resume point when ``Last-Event-ID`` can be resumed from Redis, else the
+    ``snapshot`` (plus ``done`` when the task has ended) and its id. Taken from the task row the
+    view has just read, so opening a stream reads the task once."""
+    if valid_event_id(last_event_id):
+        try:
+            if progress_store().can_resume(task.id, last_event_id):
+                return [], last_event_id
+        except RedisError:
+            pass
+    events = _snapshot_of(task)
+    return events, events[0].id
 
 
 def _snapshot(account_id: int, task_id: str) -> list[TaskEvent] | None:
@@ -66,12 +82,15 @@ def _snapshot(account_id: int, task_id: str) -> list[TaskEvent] | None:
     if task is None:
         return None
     try:
-        summary, items, last_id = task_view(task)
-        ended = task.state in FINAL_STATES and summary.finished
+        return _snapshot_of(task)
     finally:
         db.session.close()
+
+
+def _snapshot_of(task: GenerationTask) -> list[TaskEvent]:
+    summary, items, last_id = task_view(task)
     events = [TaskEvent(last_id, EventName.SNAPSHOT, progress_body(summary, items))]
-    if ended:
+    if task.state in FINAL_STATES and summary.finished:
         events.append(TaskEvent(last_id, EventName.DONE, result_body(summary, items)))
     return events
 

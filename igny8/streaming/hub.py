@@ -2,15 +2,16 @@
 
 Subscribers hold only a queue: the number of Redis connections is constant, whatever the number
 of streams. The listener does not watch the streams of the tasks themselves: every progress
-write also appends the task's id to one shared stream of change notices (``NOTICES_KEY``, in the
-same MULTI/EXEC as the event). The listener blocks on that one stream and reads, for each notice,
-only the streams of the tasks that changed and that this process watches — a wake-up costs in
-proportion to the events that arrived, and a new subscription costs one XRANGE (its catch-up),
-not a re-read of every watched stream.
+write also appends a notice to one shared stream (``NOTICES_KEY``, in the same atomic write as
+the event) that carries the task's id, the event and its id in the task's stream. The listener
+blocks on that one stream and hands each notice of a task this process watches to its
+subscribers — a wake-up costs in proportion to the events that arrived (one read, whatever the
+number of watched tasks), and a new subscription costs one XRANGE (its catch-up), not a re-read
+of every watched stream.
 
-No event is lost or duplicated: the hub keeps one cursor per task, reads a task's stream from
-that cursor, and delivers (and advances the cursor) only under its lock, skipping what another
-reader already delivered. A new task is caught up at subscription (XRANGE after the
+No event is lost or duplicated: the hub keeps one cursor per task and delivers (and advances
+the cursor) only under its lock, skipping what it already delivered — an event can arrive both
+in a catch-up and in its notice. A new task is caught up at subscription (XRANGE after the
 subscriber's snapshot id), after the hub noted the notices stream's position, so an event is
 either in that catch-up or announced by a later notice. A subscriber that joins a watched task
 with an older id gets what it missed (XRANGE up to the cursor) before live events. Should the
@@ -142,10 +143,9 @@ class StreamHub:
                     if notices:
                         self.notice_cursor = notices[-1][0]
                     if self.read_all or len(notices) >= NOTICE_BATCH:
-                        changed, self.read_all = set(self.cursors), False
+                        targets, self.read_all = dict(self.cursors), False
                     else:
-                        changed = {fields.get("t") for _id, fields in notices} & set(self.cursors)
-                    targets = {task_id: self.cursors[task_id] for task_id in changed}
+                        targets = self._deliver_notices(notices)
                 if targets:
                     self._read(targets)
             except RedisError as exc:
@@ -166,6 +166,21 @@ class StreamHub:
             cursor = self.notice_cursor
         answer = self.redis.xread({NOTICES_KEY: cursor}, block=self.block_ms, count=NOTICE_BATCH)
         return answer[0][1] if answer else []
+
+    def _deliver_notices(self, notices: list) -> dict[str, str]:
+        """Deliver the events the notices carry to the watched tasks, in order; returns the tasks
+        whose streams must be read instead (a notice without its event, from an older writer:
+        that task's later notices are then covered by the read). Called with the lock held."""
+        targets: dict[str, str] = {}
+        for _notice_id, fields in notices:
+            task_id = fields.get("t")
+            if task_id not in self.cursors or task_id in targets:
+                continue
+            if "i" in fields:
+                self._deliver(task_id, [(fields["i"], fields)])
+            else:
+                targets[task_id] = self.cursors[task_id]
+        return targets
 
     def _read(self, targets: dict[str, str]) -> None:
         """Read the streams of the changed tasks after their cursors (one round trip), then deliver."""

@@ -11,7 +11,6 @@ connection for each would exhaust the pool with a few dozen watchers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from flask import Flask, Response
 
 from ..extensions import db
 from ..progress.events import EventName, TaskEvent
-from .events import KEEPALIVE_SECONDS, task_events
+from .events import KEEPALIVE_SECONDS, Opening, task_events
 
 RETRY_MS = 2_000
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering (nginx)
@@ -57,7 +56,7 @@ def encode(event: str, data: str, event_id: str | None = None) -> str:
 
 def json_formatter(event: TaskEvent) -> str:
     """The JSON stream of API and CLI clients: each task event as it is, its body as JSON."""
-    return encode(event.name, json.dumps(event.data, separators=(",", ":")), event.id)
+    return encode(event.name, event.json(), event.id)
 
 
 def sse_response(body: Iterable[str]) -> Response:
@@ -69,16 +68,17 @@ SIGNALS = {EventName.KEEPALIVE: ServerSentEvent(comment="keepalive").encode(),
            EventName.LOST: ServerSentEvent(comment="progress store unavailable, reconnect").encode()}
 
 
-def sse_stream(app: Flask, account_id: int, task_id: str, last_event_id: str | None,
+def sse_stream(app: Flask, account_id: int, task_id: str, opening: Opening,
                fmt: Formatter, still_allowed: Callable[[], bool] | None = None) -> Iterator[str]:
-    """The text of an SSE response. Runs after the request (own app context and session).
-    ``still_allowed`` (see accounts.auth.credential_check) re-checks the caller's credential."""
+    """The text of an SSE response. Runs after the request (own app context and session);
+    ``opening`` (events.stream_opening) was read by the view. ``still_allowed`` (see
+    accounts.auth.credential_check) re-checks the caller's credential."""
     with app.app_context():
         try:
             yield ServerSentEvent(retry=RETRY_MS).encode()
             recheck = float(app.config.get("STREAM_AUTH_RECHECK_SECONDS", KEEPALIVE_SECONDS))
-            for event in task_events(account_id, task_id, last_event_id, still_allowed=still_allowed,
-                                     recheck=recheck):
+            for event in task_events(account_id, task_id, still_allowed=still_allowed, recheck=recheck,
+                                     opening=opening):
                 if event.name == EventName.REVOKED:
                     yield ServerSentEvent(comment="access revoked").encode()
                     return

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
@@ -32,10 +32,11 @@ PENDING_GRACE = timedelta(seconds=20)
 
 
 def _job_status(task_id: str) -> JobStatus | None:
-    """The RQ job's status; None when RQ no longer knows the job."""
+    """The RQ job's status; None when RQ no longer knows the job. One HGET of the status field:
+    fetching the whole job (its pickled call) would cost every stream open and page read."""
     try:
-        return Job.fetch(task_id, connection=get_rq_redis()).get_status(refresh=True)
-    except NoSuchJobError:
+        return Job(task_id, connection=get_rq_redis()).get_status(refresh=True)
+    except InvalidJobOperation:
         return None
 
 
@@ -81,7 +82,8 @@ def reconcile(task: GenerationTask | None = None) -> list[str]:
         if candidate.running and is_dead(candidate):
             fail_task(candidate)
             failed.append(candidate.id)
-    _release_orphans(task)
+    if task is None:  # one task: fail_task released its images, and a running task has no orphans
+        _release_orphans()
     return failed
 
 
@@ -92,12 +94,10 @@ def check_task(task: GenerationTask) -> None:
         reconcile(task)
 
 
-def _release_orphans(task: GenerationTask | None) -> None:
+def _release_orphans() -> None:
     """Images marked queued/processing by a task that has already ended (should not happen;
-    cheap to repair). Only that task's images when one task is checked (each stream keepalive)."""
+    cheap to repair at each sweep)."""
     ended = select(GenerationTask.id).where(GenerationTask.state.in_(FINAL_STATES))
-    if task is not None:
-        ended = ended.where(GenerationTask.id == task.id)
     orphans = db.session.scalars(select(Image).where(Image.status.in_(HELD_STATUSES),
                                                      Image.task_id.in_(ended))).all()
     for image in orphans:

@@ -10,6 +10,7 @@ from ..accounts.auth import credential_check, current_account_id, stream_credent
 from ..integrations.settings import image_generation_config
 from ..progress.events import EventName, TaskEvent
 from ..progress.schema import ItemStatus, QueueItem, TaskSummary
+from ..streaming.events import stream_opening
 from ..streaming.sse import encode, sse_response, sse_stream
 from ..tasks.readout import result_body, summary_of_progress_body, task_view
 from ..tasks.reconcile import check_task
@@ -78,6 +79,6 @@ def task_modal(task_id: str) -> str:
 def fragment_stream(task_id: str) -> Response:
     task = task_or_404(task_id, NOT_FOUND)
     check_task(task)
-    return sse_response(sse_stream(current_app._get_current_object(), current_account_id(), task.id,
-                                   request.headers.get("Last-Event-ID"), html_formatter,
-                                   credential_check(stream_credential())))
+    opening = stream_opening(task, request.headers.get("Last-Event-ID"))
+    return sse_response(sse_stream(current_app._get_current_object(), current_account_id(), task.id, opening,
+                                   html_formatter, credential_check(stream_credential())))
