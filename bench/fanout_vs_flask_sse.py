@@ -66,7 +66,9 @@ from redis import Redis
 from igny8.progress.schema import QueueItem
 
 # What pip installed from the configured index (flask-sse 1.0.0 is the release the issue measured).
-PEER_PINS = {"Flask-SSE": "1.0.0", "Flask": "3.1.3", "redis": "8.1.0", "gunicorn": "27.0.1", "gevent": "26.9.0"}
+# hiredis as in igny8's requirements: both sides parse Redis answers with the same C parser.
+PEER_PINS = {"Flask-SSE": "1.0.0", "Flask": "3.1.3", "redis": "8.1.0", "hiredis": "3.5.0", "gunicorn": "27.0.1",
+             "gevent": "26.9.0"}
 EXTRAS = {"gunicorn": "[gevent]"}  # gunicorn 27's gevent worker imports ``packaging``: the extra brings it
 PEER_PACKAGES = tuple(f"{name}{EXTRAS.get(name, '')}=={version}" for name, version in PEER_PINS.items())
 PEER_APP = '''"""The peer of bench/fanout_vs_flask_sse.py: flask-sse as its README sets it up."""
