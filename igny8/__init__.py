@@ -36,6 +36,7 @@ def register_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from .accounts import auth
     from .extensions import db, migrate
+    from .ops.proxy import register_proxy
     from .redis_client import init_redis
     from .security import register_security
 
@@ -44,6 +45,7 @@ def register_extensions(app: Flask) -> None:
     auth.register_auth(app)
     init_redis(app)
     register_security(app)
+    register_proxy(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -74,6 +74,13 @@ class Config:
     # An open event stream waits this long for Redis to answer again (keepalives meanwhile), then
     # reads on; past it the stream ends and the client's reconnect gets a snapshot.
     STREAM_OUTAGE_SECONDS: float = 30.0
+    # Behind a reverse proxy (deploy/nginx/igny8.conf): how many proxies in front of the app set
+    # X-Forwarded-For/-Proto/-Host/-Port (0: none, the headers are ignored). Bind gunicorn where only
+    # the proxy reaches it, or a client could forge them.
+    TRUSTED_PROXY_HOPS: int = 0
+    # With the local media store behind nginx: /media/ checks the login and the account, then answers
+    # X-Accel-Redirect to this internal location and nginx sends the file ("" = the app sends it).
+    MEDIA_ACCEL_PREFIX: str = ""
     SESSION_COOKIE_HTTPONLY: bool = True
     SESSION_COOKIE_SAMESITE: str = "Lax"
     SESSION_COOKIE_SECURE: bool = False
@@ -94,7 +101,7 @@ class Config:
         if not os.environ.get("REDIS_URL") and PRIVATE_REDIS_URL_FILE.is_file():
             config["REDIS_URL"] = PRIVATE_REDIS_URL_FILE.read_text().strip() or config["REDIS_URL"]
         for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL", "MEDIA_STORE",
-                     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION"):
+                     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION", "MEDIA_ACCEL_PREFIX"):
             if os.environ.get(name):
                 config[name] = os.environ[name]
         if os.environ.get("ALLOWED_HTTP_HOSTS"):
@@ -104,6 +111,8 @@ class Config:
                      "STREAM_OUTAGE_SECONDS"):
             if os.environ.get(name):
                 config[name] = float(os.environ[name])
+        if os.environ.get("TRUSTED_PROXY_HOPS"):
+            config["TRUSTED_PROXY_HOPS"] = int(os.environ["TRUSTED_PROXY_HOPS"])
         config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)
         config["PROVIDER_LIMITS"] = _provider_limits()
         return config

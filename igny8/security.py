@@ -66,7 +66,7 @@ def _security_headers(response: Response) -> Response:
                                 DASHBOARD_CSP.format(nonce=csp_nonce()) if dashboard else CSP)
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.is_secure or request.headers.get("X-Forwarded-Proto") == "https":
+    if request.is_secure:  # behind a proxy, its X-Forwarded-Proto (ops/proxy.py), never the client's
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
 

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 try:
     from igny8.config import INSTANCE, PRIVATE_REDIS_URL_FILE
+    from igny8.ops.commands import web_command, worker_command
     from igny8.ops.redis_server import RedisServer, find_redis_binary, free_port, is_reachable
 except ImportError as exc:  # not the virtualenv's python
     raise SystemExit(f"run.py: {exc}: run this with .venv/bin/python (`make run` sets it up).") from exc
@@ -148,9 +149,8 @@ class Supervised:
 
 
 def children_for(env: dict[str, str], port: str) -> dict[str, Supervised]:
-    web = [str(BIN / "gunicorn"), "-k", "gevent", "--worker-connections", "2000", "--no-control-socket",
-           "-b", f"{HOST}:{port}", "--graceful-timeout", "5", "--access-logfile", "-", "wsgi:app"]
-    worker = [sys.executable, "worker.py"]
+    web = web_command(BIN, f"{HOST}:{port}", access_log=True)
+    worker = worker_command(sys.executable)
     return {"web": Supervised("web", web, env), "worker": Supervised("worker", worker, env)}
 
 

@@ -26,6 +26,7 @@ from ..extensions import db
 from ..integrations.settings import image_generation_config
 from ..media.stores import LocalMediaStore, StorageError, check_key, get_store
 from ..models import IMAGE_STATUSES
+from ..ops.proxy import accel_redirect
 from ..progress.schema import HELD_STATUSES
 from .htmx import render_page
 
@@ -144,6 +145,9 @@ def media(key: str) -> ResponseReturnValue:
         abort(404)
     store = get_store(current_app.config)
     if isinstance(store, LocalMediaStore):
+        handed_over = accel_redirect(key)
+        if handed_over is not None:
+            return _private(handed_over)
         return _private(send_from_directory(Path(current_app.config["MEDIA_ROOT"]), key, max_age=86400))
     try:
         data = store.read(key)

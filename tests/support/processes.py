@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 from flask import Flask
 
+from igny8.ops.commands import web_command, worker_command
 from igny8.ops.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -43,7 +44,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen(worker_command(sys.executable), cwd=ROOT, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 20
         while b"worker_start" not in self.log_path.read_bytes():
@@ -84,8 +85,7 @@ class WebProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path, self.log = log_path, open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        command = [str(Path(sys.executable).parent / "gunicorn"), "-k", "gevent", "--worker-connections", "2000",
-                   "--no-control-socket", "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "wsgi:app"]
+        command = web_command(Path(sys.executable).parent, f"127.0.0.1:{self.port}")
         self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
