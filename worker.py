@@ -106,6 +106,8 @@ class Igny8Worker(Worker):
 
 
 def main() -> int:
+    # Metrics: this worker's work-horses (one per batch, one after another) count under its id.
+    os.environ["IGNY8_METRICS_ID"] = str(os.getpid())
     app = create_app()
     app.app_context().push()
     # Import the provider SDKs and load the image codecs once here, before RQ forks a work-horse

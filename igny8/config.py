@@ -81,6 +81,8 @@ class Config:
     # With the local media store behind nginx: /media/ checks the login and the account, then answers
     # X-Accel-Redirect to this internal location and nginx sends the file ("" = the app sends it).
     MEDIA_ACCEL_PREFIX: str = ""
+    # The Bearer token a Prometheus scraper sends to /metrics (operators may also log in); unset: none.
+    METRICS_TOKEN: str | None = None
     SESSION_COOKIE_HTTPONLY: bool = True
     SESSION_COOKIE_SAMESITE: str = "Lax"
     SESSION_COOKIE_SECURE: bool = False
@@ -101,7 +103,7 @@ class Config:
         if not os.environ.get("REDIS_URL") and PRIVATE_REDIS_URL_FILE.is_file():
             config["REDIS_URL"] = PRIVATE_REDIS_URL_FILE.read_text().strip() or config["REDIS_URL"]
         for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL", "MEDIA_STORE",
-                     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION", "MEDIA_ACCEL_PREFIX"):
+                     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION", "MEDIA_ACCEL_PREFIX", "METRICS_TOKEN"):
             if os.environ.get(name):
                 config[name] = os.environ[name]
         if os.environ.get("ALLOWED_HTTP_HOSTS"):

@@ -18,6 +18,7 @@ order: web and worker first, Redis last.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -234,6 +235,9 @@ def main() -> int:
         fail(f"port {port} is already in use on {HOST}: stop what uses it, or set PORT=<another port>.")
     env = dict(os.environ, PORT=port, PYTHONUNBUFFERED="1", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     INSTANCE.mkdir(parents=True, exist_ok=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(INSTANCE / "metrics"))  # /metrics counts web and worker
+    shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)  # counts start at zero with the run
+    Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, Stop.handle)
     redis = resolve_redis(env)

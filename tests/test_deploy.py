@@ -59,9 +59,9 @@ def test_nginx_points_at_the_web_unit_and_the_install_folder():
 
 def test_the_environment_file_is_read_by_the_app(monkeypatch):
     values = env_file()
-    config_source = (ROOT / "igny8" / "config.py").read_text()
-    for name in values:
-        assert f'"{name}"' in config_source or name.startswith("PROVIDER_LIMIT_") or name == "DATABASE_URL", name
+    readers = (ROOT / "igny8" / "config.py").read_text() + (ROOT / "igny8" / "ops" / "metrics.py").read_text()
+    for name in values:  # no variable that nothing reads (a typo would silently keep a default)
+        assert f'"{name}"' in readers or name.startswith("PROVIDER_LIMIT_") or name == "DATABASE_URL", name
         monkeypatch.setenv(name, values[name])
     config = Config.from_env()
     assert config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")

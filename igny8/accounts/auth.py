@@ -8,6 +8,7 @@ Every other state-changing request must carry the CSRF token, as a form field or
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -82,6 +83,12 @@ def _load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id))
 
 
+def metrics_token_matches() -> bool:
+    """Whether the request's Bearer token is the configured METRICS_TOKEN (compared in constant time)."""
+    expected, given = current_app.config.get("METRICS_TOKEN") or "", bearer_token() or ""
+    return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
+
+
 def user_for_token(token: str) -> User | None:
     return db.session.scalar(select(User).filter_by(api_token_hash=_token_digest(token)))
 
@@ -124,6 +131,8 @@ def register_auth(app: Flask) -> None:
             return None
         # The token decides alone: a cookie session sent alongside is ignored, so a request is
         # either token-authenticated (no CSRF possible) or cookie-authenticated (CSRF checked).
+        if request.endpoint == "metrics.metrics" and metrics_token_matches():
+            return None  # the scraper's own token: no user
         user = user_for_token(token)
         if user is None:
             return jsonify(success=False, error="Invalid or revoked API token."), 401

@@ -10,8 +10,9 @@ from pathlib import Path
 def web_command(bin_dir: Path, bind: str, *, access_log: bool = False) -> list[str]:
     """One gunicorn web process: gevent (thousands of open event streams per process), no
     control socket under ~/.gunicorn, a short graceful stop (streams end, clients reconnect)."""
-    return [str(bin_dir / "gunicorn"), "-k", "gevent", "--worker-connections", "2000", "--no-control-socket",
-            "-b", bind, "--graceful-timeout", "5", *(["--access-logfile", "-"] if access_log else []), "wsgi:app"]
+    return [str(bin_dir / "gunicorn"), "-c", "python:igny8.ops.gunicorn_hooks", "-k", "gevent",
+            "--worker-connections", "2000", "--no-control-socket", "-b", bind, "--graceful-timeout", "5",
+            *(["--access-logfile", "-"] if access_log else []), "wsgi:app"]
 
 
 def worker_command(python: Path | str) -> list[str]:

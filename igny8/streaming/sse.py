@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from flask import Flask, Response
 
 from ..extensions import db
+from ..ops.metrics import OPEN_STREAMS
 from ..progress.events import EventName, TaskEvent
 from .events import KEEPALIVE_SECONDS, Opening, task_events
 
@@ -74,6 +75,7 @@ def sse_stream(app: Flask, account_id: int, task_id: str, opening: Opening,
     ``opening`` (events.stream_opening) was read by the view. ``still_allowed`` (see
     accounts.auth.credential_check) re-checks the caller's credential."""
     with app.app_context():
+        OPEN_STREAMS.inc()
         try:
             yield ServerSentEvent(retry=RETRY_MS).encode()
             recheck = float(app.config.get("STREAM_AUTH_RECHECK_SECONDS", KEEPALIVE_SECONDS))
@@ -84,4 +86,5 @@ def sse_stream(app: Flask, account_id: int, task_id: str, opening: Opening,
                     return
                 yield SIGNALS[event.name] if event.name in SIGNALS else fmt(event)
         finally:
+            OPEN_STREAMS.dec()
             db.session.remove()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..logs import event
+from ..ops import metrics
 from ..progress.latency import record_latency
 from ..providers.base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError
 from ..providers.ratelimit import RateLimiter
@@ -59,6 +60,7 @@ def generate_with_retries(provider: ImageProvider, request: ImageRequest, limite
             with limiter.slot():
                 generated = provider.generate(request, on_partial)
         except ProviderError as exc:
+            metrics.provider_called(provider.name, time.monotonic() - call_started)
             event("provider_call", level=30, account=who.account_id, task=who.task_id, image=who.image_id,
                   provider=provider.name, outcome=exc.kind, attempt=attempts,
                   ms=int((time.monotonic() - call_started) * 1000))
@@ -72,6 +74,7 @@ def generate_with_retries(provider: ImageProvider, request: ImageRequest, limite
             on_wait(None)
             continue
         seconds = time.monotonic() - call_started
+        metrics.provider_called(provider.name, seconds)
         record_latency(get_redis(), provider.name, request.model, seconds)
         event("provider_call", account=who.account_id, task=who.task_id, image=who.image_id,
               provider=provider.name, model=request.model, outcome="ok", attempt=attempts, ms=int(seconds * 1000))

@@ -26,7 +26,8 @@ from ..media.convert import ImageDecodeError
 from ..media.naming import seo_slug
 from ..media.stores import MediaStore, StorageError, get_store
 from ..media.variants import StoredVariant, store_image
-from ..models import GenerationTask, Image
+from ..models import GenerationTask, Image, utcnow
+from ..ops import metrics
 from ..progress.latency import expected_seconds
 from ..progress.schema import (
     CANCELLED,
@@ -85,6 +86,7 @@ class TaskRunner:
         self.account_id, self.content_title = task.account_id, task.content.title if task.content else ""
         self.settings = image_generation_config(task.account_id)
         self.live = LiveTask(self.progress, summary_from_task(task), self.progress_items(task))
+        metrics.task_started(getattr(task, "kind", None) or "interactive", (utcnow() - task.created_at).total_seconds())
         outcomes.start_task(task)
         self.live.update(state=TaskState.PROGRESS, started_at=time.time())
         self.live.publish()
@@ -158,6 +160,7 @@ class TaskRunner:
     def run_image(self, tools: Tools, image_id: int) -> None:
         if self.progress.cancel_requested(self.task_id) or outcomes.cancel_flagged(self.task_id):
             outcomes.release_image(self.task_id, image_id)
+            metrics.image_finished(self.settings["provider"], "cancelled", 0.0)
             self.live.set_item(image_id, status=ItemStatus.CANCELLED, phase=CANCELLED.name,
                                note="Cancelled before it started.")
             return
@@ -235,6 +238,7 @@ class TaskRunner:
         placeholder = tools.provider.placeholder
         desktop, mobile = outcomes.record_generated(image, generated, variants, attempts, placeholder)
         self.live.count(completed=1, cost=generated.cost or 0.0)
+        metrics.image_finished(generated.provider, "generated", generated.cost or 0.0)
         self.live.set_item(image.id, status=ItemStatus.COMPLETED, phase=STORED.name, progress=STORED.progress,
                            next_progress=STORED.next_progress, image_url=desktop.url,
                            thumb_url=(mobile or desktop).url, placeholder=placeholder, finished_at=time.time(),
@@ -256,6 +260,7 @@ class TaskRunner:
         held = outcomes.record_failed(self.task_id, image_id, message, attempts, cost)
         if only_if_held and not held:
             return
+        metrics.image_finished(self.settings.get("provider", "unknown"), "failed", cost)
         self.live.count(failed=1, cost=cost)
         self.live.set_item(image_id, status=ItemStatus.FAILED, phase=FAILED.name, error=message,
                            finished_at=time.time(), note=None)
