@@ -75,6 +75,11 @@ def operation(summary: str, responses: dict[str, Any], *, body: dict[str, Any] |
     return op
 
 
+def path_content_id() -> dict[str, Any]:
+    return {"name": "content_id", "in": "path", "required": True, "description": "The article's id.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DB_ID}}
+
+
 def path_task_id() -> dict[str, Any]:
     return {"name": "task_id", "in": "path", "required": True,
             "description": "The task id from generate_images (an RQ job id).",
@@ -207,6 +212,7 @@ def responses() -> dict[str, Any]:
         "Conflict": json_response("Nothing to do in this state", err),
         "TooLarge": json_response("The body is larger than MAX_CONTENT_LENGTH (1 MiB)", err),
         "Unavailable": json_response("The job queue (Redis) is unavailable; nothing was queued", err),
+        "StoreUnavailable": json_response("An image file could not be read from the media store", err),
     }
 
 
@@ -244,6 +250,7 @@ def paths() -> dict[str, Any]:
                                      ok(schemas()["Article"]["properties"]))},
                 body=json_body(ref("ArticleCreate"))),
         },
+        **output_paths(),
         f"{API}/writer/images/": {"get": operation("List images", {
             "200": json_response("The account's images", ok({"images": {"type": "array", "items": ref("Image")}})),
             "400": error("BadRequest")}, parameters=[
@@ -268,6 +275,22 @@ def paths() -> dict[str, Any]:
             "202": json_response("Cancel requested", ok({"task_id": {"type": "string"}, "state": {
                 "enum": list(TASK_STATES)}, "cancelled": {"const": True}})),
             "400": error("BadRequest"), "404": error("NotFound"), "409": error("Conflict")}, parameters=by_id)},
+    }
+
+
+def output_paths() -> dict[str, Any]:
+    """The finished article: its HTML, and the ZIP for any CMS."""
+    by_content = [path_content_id()]
+    return {
+        f"{API}/writer/content/{{content_id}}/html": {"get": operation("Article HTML", {
+            "200": json_response("The sanitized body with each stored image in a <figure>, placed by the "
+                                 "markers and h2 sections; image URLs under PUBLIC_MEDIA_URL when set",
+                                 ok({"html": {"type": "string"}})),
+            "404": error("NotFound")}, parameters=by_content)},
+        f"{API}/writer/content/{{content_id}}/export.zip": {"get": operation("Article export", {
+            "200": {"description": "article.html (a static page) and the image files under images/",
+                    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+            "404": error("NotFound"), "503": error("StoreUnavailable")}, parameters=by_content)},
     }
 
 
