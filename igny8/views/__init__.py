@@ -24,6 +24,7 @@ def register_views(app: Flask) -> None:
         api_settings,
         api_tasks,
         api_writer,
+        article_page,
         auth,
         events,
         health,
@@ -32,7 +33,7 @@ def register_views(app: Flask) -> None:
         settings_pages,
     )
 
-    for module in (auth, pages, settings_pages, api_settings, api_writer, api_output, api_tasks, events, modal,
+    for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_output, api_tasks, events, modal,
                    health, api_docs):
         app.register_blueprint(module.bp)
     register_template_globals(app)

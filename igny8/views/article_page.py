@@ -1,0 +1,103 @@
+"""The article page: the finished article as a reader sees it, and each image's state, alt text,
+caption, versions and Regenerate. Its htmx actions answer the page's article area again
+(``writer/_article_area.html``), so the article and the image cards always agree."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Blueprint, abort, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
+from sqlalchemy import select
+
+from ..accounts.auth import current_account_id
+from ..content.alt_text import MAX_ALT_TEXT, alt_text_of
+from ..content.articles import get_content
+from ..content.image_text import MAX_CAPTION, update_text
+from ..content.render import article_html
+from ..content.versions import activate_version, delete_version
+from ..extensions import db
+from ..models import Content, Image, ImageVersion
+from ..progress.schema import ItemStatus, QueueItem
+from .htmx import render_page
+
+bp = Blueprint("article", __name__)
+# POST /api/v1/writer/images/<id>/regenerate (DESIGN.md): the modal posts there, as Generate does.
+REGENERATE_ENDPOINT = "api_writer.image_regenerate"
+
+
+def image_or_404(image_id: int) -> Image:
+    """The caller's image; 404 for an unknown one and another account's alike."""
+    image = db.session.scalar(select(Image).filter_by(id=image_id, account_id=current_account_id()))
+    if image is None:
+        abort(404, description=f"No image with id {image_id}.")
+    return image
+
+
+def version_or_404(image: Image, version_id: int) -> ImageVersion:
+    version = next((v for v in image.versions if v.id == version_id), None)
+    if version is None:
+        abort(404, description=f"No version {version_id} of this image.")
+    return version
+
+
+def regenerate_preview(image: Image, content: Content) -> QueueItem:
+    """The one bar the modal shows the moment Regenerate is clicked."""
+    item = QueueItem.from_image(image, 1, content.title)
+    return replace(item, status=ItemStatus.PENDING, progress=0, image_url=None, error=None)
+
+
+def regenerate_url(image: Image) -> str:
+    return url_for(REGENERATE_ENDPOINT, image_id=image.id)
+
+
+def area_context(content: Content, **extra: object) -> dict:
+    images = sorted(content.images, key=lambda img: (img.type != "featured", img.position))
+    return {"content": content, "images": images, "article_body": article_html(content),
+            "cost": sum(img.cost or 0.0 for img in content.images), "alt_text_of": alt_text_of,
+            "regenerate_preview": regenerate_preview, "regenerate_url": regenerate_url, "max_alt_text": MAX_ALT_TEXT, "max_caption": MAX_CAPTION,
+            **extra}
+
+
+def render_area(content: Content, status: int = 200, **extra: object) -> ResponseReturnValue:
+    return render_template("writer/_article_area.html", **area_context(content, **extra)), status
+
+
+@bp.get("/writer/content/<id:content_id>")
+@login_required
+def article(content_id: int) -> ResponseReturnValue:
+    """The page; an htmx request gets the article area alone (the refresh after a batch)."""
+    content = get_content(current_account_id(), content_id)
+    return render_page("writer/article.html", "writer/_article_area.html", **area_context(content))
+
+
+@bp.post("/writer/images/<id:image_id>/text")
+@login_required
+def image_text(image_id: int) -> ResponseReturnValue:
+    """Save the alt text and caption typed inline; 400 with the field's message, nothing saved."""
+    image = image_or_404(image_id)
+    errors = update_text(image, request.form)
+    if errors:
+        db.session.rollback()
+        return render_area(image.content, 400, errors={image.id: errors})
+    db.session.commit()
+    return render_area(image.content, saved=image.id)
+
+
+@bp.post("/writer/images/<id:image_id>/versions/<id:version_id>/activate")
+@login_required
+def version_activate(image_id: int, version_id: int) -> ResponseReturnValue:
+    image = image_or_404(image_id)
+    activate_version(image, version_or_404(image, version_id))
+    db.session.commit()
+    return render_area(image.content)
+
+
+@bp.post("/writer/images/<id:image_id>/versions/<id:version_id>/delete")
+@login_required
+def version_delete(image_id: int, version_id: int) -> ResponseReturnValue:
+    image = image_or_404(image_id)
+    delete_version(image, version_or_404(image, version_id))
+    db.session.commit()
+    return render_area(image.content)
