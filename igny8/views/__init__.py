@@ -33,8 +33,8 @@ def register_views(app: Flask) -> None:
         settings_pages,
     )
 
-    for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_output, api_tasks, events, modal,
-                   health, api_docs):
+    for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_output, api_tasks,
+                   events, modal, health, api_docs):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 

@@ -53,11 +53,12 @@ def regenerate_url(image: Image) -> str:
 
 
 def area_context(content: Content, **extra: object) -> dict:
+    """What ``writer/_article_area.html`` shows: the finished article, the images, the cost."""
     images = sorted(content.images, key=lambda img: (img.type != "featured", img.position))
     return {"content": content, "images": images, "article_body": article_html(content),
             "cost": sum(img.cost or 0.0 for img in content.images), "alt_text_of": alt_text_of,
-            "regenerate_preview": regenerate_preview, "regenerate_url": regenerate_url, "max_alt_text": MAX_ALT_TEXT, "max_caption": MAX_CAPTION,
-            **extra}
+            "regenerate_preview": regenerate_preview, "regenerate_url": regenerate_url,
+            "max_alt_text": MAX_ALT_TEXT, "max_caption": MAX_CAPTION, **extra}
 
 
 def render_area(content: Content, status: int = 200, **extra: object) -> ResponseReturnValue:
