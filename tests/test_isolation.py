@@ -67,6 +67,14 @@ def _routes_naming_globex_ids_answer_404(probe: RouteProbe, work: dict, api: dic
                  *(f"/media/{key}" for key in work["media"])):
         ask("GET", path, {404})
     ask("POST", f"/writer/content/{cid}/edit", {404}, data={**form, "title": "Taken over"})
+    ask("GET", f"/writer/content/{cid}", {404})
+    for iid in work["image_ids"]:
+        ask("POST", f"/writer/images/{iid}/text", {404}, data={**form, "alt_text": "Taken over"})
+        ask("POST", f"/writer/images/{iid}/versions/1/activate", {404}, data=form)
+        ask("POST", f"/writer/images/{iid}/versions/1/delete", {404}, data=form)
+    for path in (f"/api/v1/writer/content/{cid}/html", f"/api/v1/writer/content/{cid}/export.zip"):
+        ask("GET", path, {404}, headers=api)
+        ask("GET", path, {404})  # the same with the session cookie
     ask("POST", f"/writer/content/{cid}/delete", {404}, data=form)
     for path in (f"/api/v1/system/settings/task_progress/{tid}/", f"/api/v1/tasks/{tid}/events"):
         ask("GET", path, {404}, headers=api)
