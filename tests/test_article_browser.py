@@ -9,10 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.writer import Writer
-from tests.test_browser import browser  # noqa: F401 (the module's Chromium fixture)
+from tests.test_browser import CHROMIUM
 
 pytestmark = pytest.mark.browser
 SHOTS = Path("/work/shots")
@@ -22,6 +22,17 @@ BODY = ("<p>Good bread needs time, flour, water and salt. This guide walks throu
         "<p>Bake at 250 °C in a covered pot for 20 minutes, then 25 uncovered.</p>")
 CURRENT_SRCS = "() => [...document.querySelectorAll('[data-article-html] img')].map(i => i.currentSrc)"
 LOADED = "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    """Debian's Chromium, as in test_browser.py."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--disable-component-update", "--no-first-run"])
+        yield browser
+        browser.close()
 
 
 @pytest.fixture
@@ -51,7 +62,7 @@ def goto_article(page: Page, live_server, content: dict) -> None:  # noqa: ANN00
     page.wait_for_function(LOADED)
 
 
-def test_the_article_shows_its_images_in_place_at_desktop_and_phone_widths(browser, live_server, acme, writer,  # noqa: F811
+def test_the_article_shows_its_images_in_place_at_desktop_and_phone_widths(browser, live_server, acme, writer,
                                                                            generated):
     rows = writer.images(generated)
     for width, variant, shot in ((1280, "image_url", "article-desktop"), (390, "mobile_url", "article-phone")):
@@ -69,7 +80,7 @@ def test_the_article_shows_its_images_in_place_at_desktop_and_phone_widths(brows
         page.context.close()
 
 
-def test_alt_text_edited_inline_is_saved_and_shown_in_the_article(browser, live_server, acme, writer,  # noqa: F811
+def test_alt_text_edited_inline_is_saved_and_shown_in_the_article(browser, live_server, acme, writer,
                                                                    generated):
     page = open_page(browser, live_server, acme, 1280)
     goto_article(page, live_server, generated)
@@ -89,7 +100,7 @@ def test_alt_text_edited_inline_is_saved_and_shown_in_the_article(browser, live_
     page.context.close()
 
 
-def test_copy_html_puts_the_article_html_on_the_clipboard(browser, live_server, acme, writer, generated):  # noqa: F811
+def test_copy_html_puts_the_article_html_on_the_clipboard(browser, live_server, acme, writer, generated):
     page = open_page(browser, live_server, acme, 1280)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     goto_article(page, live_server, generated)
@@ -102,7 +113,7 @@ def test_copy_html_puts_the_article_html_on_the_clipboard(browser, live_server, 
     page.context.close()
 
 
-def test_the_exported_zip_opens_from_disk_with_every_image(browser, live_server, acme, writer, generated,  # noqa: F811
+def test_the_exported_zip_opens_from_disk_with_every_image(browser, live_server, acme, writer, generated,
                                                            tmp_path):
     page = open_page(browser, live_server, acme, 1280)
     goto_article(page, live_server, generated)
@@ -120,7 +131,7 @@ def test_the_exported_zip_opens_from_disk_with_every_image(browser, live_server,
     page.context.close()
 
 
-def test_regenerate_is_live_and_keeps_the_old_version(browser, live_server, acme, writer, generated,  # noqa: F811
+def test_regenerate_is_live_and_keeps_the_old_version(browser, live_server, acme, writer, generated,
                                                       start_worker):
     start_worker(LOCAL_PROVIDER_LATENCY="1.0")  # a second, slower worker: the bar is seen moving
     page = open_page(browser, live_server, acme, 1280)

@@ -88,9 +88,9 @@ def test_moving_rows_moves_the_images_with_their_files(writer, generated):
     response = writer.client.post(f"/writer/content/{generated['id']}/edit", data=rows_form(writer, generated, rows))
     assert response.status_code == 302
     after = {row["prompt"]: row for row in writer.images(generated) if row["type"] == "in_article"}
-    assert [(after[p]["position"], after[p]["id"], after[p]["image_url"]) for p in ("Oven", "Starter", "Dough")] == [
-        (1, before["Oven"]["id"], before["Oven"]["image_url"]), (2, before["Starter"]["id"], before["Starter"]["image_url"]),
-        (3, before["Dough"]["id"], before["Dough"]["image_url"])]
+    order = ("Oven", "Starter", "Dough")
+    moved = [(after[p]["position"], after[p]["id"], after[p]["image_url"]) for p in order]
+    assert moved == [(n, before[p]["id"], before[p]["image_url"]) for n, p in enumerate(order, 1)]
     assert all(row["status"] == "generated" for row in after.values())
 
 
