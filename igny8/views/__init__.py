@@ -18,10 +18,23 @@ class IdConverter(IntegerConverter):
 
 def register_views(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
-    from . import api_docs, api_settings, api_tasks, api_writer, auth, events, health, modal, pages, settings_pages
+    from . import (
+        api_content,
+        api_docs,
+        api_images,
+        api_settings,
+        api_tasks,
+        api_writer,
+        auth,
+        events,
+        health,
+        modal,
+        pages,
+        settings_pages,
+    )
 
-    for module in (auth, pages, settings_pages, api_settings, api_writer, api_tasks, events, modal, health,
-                   api_docs):
+    for module in (auth, pages, settings_pages, api_settings, api_writer, api_content, api_images, api_tasks,
+                   events, modal, health, api_docs):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 
