@@ -196,7 +196,7 @@ class ImageVersion(db.Model):
             "provider": self.provider,
             "model": self.model,
             "cost": self.cost,
-            "created_at": self.created_at.isoformat(),
+            "created_at": self.created_at.replace(tzinfo=UTC).isoformat(),  # stored as naive UTC
             "active": active,
         }
 

@@ -4,6 +4,7 @@ bad input is sent by hand. A rejected request is a clear 4xx JSON error that wri
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from igny8.extensions import db
 from igny8.integrations.settings import CREDENTIAL_TYPES
 from igny8.models import Content, GenerationTask, Image, IntegrationSettings
 from igny8.views.openapi import document
+from tests.support.writer import finished
 
 CONTENT = "/api/v1/writer/content/"
 IMAGES = "/api/v1/writer/images/"
@@ -109,7 +111,7 @@ def test_every_json_route_is_documented_and_every_documented_route_exists(app):
     routes = set()
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1/"):
-            paths = [rule.rule.replace("<task_id>", "{task_id}")]
+            paths = [re.sub(r"<(?:\w+:)?(task_id|\w+_id)>", r"{\1}", rule.rule)]  # <id:image_id> -> {image_id}
             if "<provider>" in rule.rule:
                 paths = [rule.rule.replace("<provider>", name) for name in CREDENTIAL_TYPES]
             routes |= {(p, m.lower()) for p in paths for m in rule.methods - {"HEAD", "OPTIONS"}}
@@ -287,3 +289,33 @@ def test_requests_without_a_token_write_nothing(app, client, articles):
         assert_rejected(client.open(url, method=method, json=body), 400)
     assert_rejected(client.get(CONTENT), 401)
     assert db_state(app) == before
+
+
+def test_article_and_image_responses_match_the_document(client, acme, articles, worker):
+    """Fuzzed ids never exist; these are the answers about a real article, image and versions."""
+    h, content = acme["headers"], articles[0]
+    one, image_url = f"{CONTENT}{{content_id}}/", f"{IMAGES}{{image_id}}/"
+    versions = f"{IMAGES}{{image_id}}/versions/{{version_id}}"
+
+    def check(method: str, template: str, status: int, body: object = None, **ids: int) -> dict:
+        response = client.open(template.format(**ids), method=method, json=body, headers=h)
+        assert response.status_code == status, response.get_data(as_text=True)
+        schema[template][method].validate_response(response)
+        return response.json
+
+    client.put(SETTINGS, json={"provider": "local", "model": "placeholder"}, headers=h)
+    check("GET", one, 200, content_id=content["id"])
+    check("PATCH", one, 200, {"title": "Renamed"}, content_id=content["id"])
+    added = check("POST", one + "images/", 201, {"prompt": "Crumb"}, content_id=content["id"])
+    check("PATCH", image_url, 200, {"alt_text": "Crumb", "caption": "Open crumb"}, image_id=added["id"])
+    featured = content["images"][0]["id"]
+    check("DELETE", image_url, 409, image_id=featured)
+    for _ in range(2):
+        task = check("POST", image_url + "regenerate", 202, image_id=featured)
+        assert finished(client, acme, task["task_id"])["meta"]["completed"] == 1
+    old, new = check("GET", image_url, 200, image_id=featured)["versions"]
+    check("DELETE", versions, 409, image_id=featured, version_id=new["id"])
+    check("POST", versions + "/activate", 200, image_id=featured, version_id=old["id"])
+    check("DELETE", versions, 200, image_id=featured, version_id=new["id"])
+    check("DELETE", image_url, 200, image_id=added["id"])
+    check("DELETE", one, 200, content_id=content["id"])

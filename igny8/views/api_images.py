@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask.views import MethodView
 
 from ..accounts.auth import current_account_id
 from ..content.images import delete_image, get_image, get_version, image_detail, update_image, validate_image_fields
@@ -16,29 +17,31 @@ from .api_common import api_login_required, json_body
 bp = Blueprint("api_images", __name__, url_prefix="/api/v1/writer/images")
 
 
-@bp.get("/<id:image_id>/")
-@api_login_required
-def image_get(image_id: int) -> ResponseReturnValue:
-    """The image with its effective ``alt_text``, ``caption`` and ``versions`` (each with ``active``)."""
-    return jsonify(success=True, **image_detail(get_image(current_account_id(), image_id)))
+class ImageAPI(MethodView):
+    """``/images/<id>/``: one rule for its three methods (an id out of range is a 404 whatever the
+    method, as ``api_content.ArticleAPI``)."""
+
+    decorators = [api_login_required]
+    init_every_request = False
+
+    def get(self, image_id: int) -> ResponseReturnValue:
+        """The image with its effective ``alt_text``, ``caption`` and ``versions`` (each with ``active``)."""
+        return jsonify(success=True, **image_detail(get_image(current_account_id(), image_id)))
+
+    def patch(self, image_id: int) -> ResponseReturnValue:
+        """Change ``prompt``, ``alt_text``, ``caption`` (a new prompt keeps every version)."""
+        image = get_image(current_account_id(), image_id)
+        update_image(image, validate_image_fields(json_body()))
+        return jsonify(success=True, **image_detail(image))
+
+    def delete(self, image_id: int) -> ResponseReturnValue:
+        """An in-article image and the files of all its versions; 409 for the featured image or while
+        a task holds it."""
+        delete_image(get_image(current_account_id(), image_id))
+        return jsonify(success=True, deleted=image_id)
 
 
-@bp.patch("/<id:image_id>/")
-@api_login_required
-def image_update(image_id: int) -> ResponseReturnValue:
-    """Change ``prompt``, ``alt_text``, ``caption`` (a new prompt keeps every version)."""
-    image = get_image(current_account_id(), image_id)
-    update_image(image, validate_image_fields(json_body()))
-    return jsonify(success=True, **image_detail(image))
-
-
-@bp.delete("/<id:image_id>/")
-@api_login_required
-def image_delete(image_id: int) -> ResponseReturnValue:
-    """An in-article image and the files of all its versions; 409 for the featured image or while a
-    task holds it."""
-    delete_image(get_image(current_account_id(), image_id))
-    return jsonify(success=True, deleted=image_id)
+bp.add_url_rule("/<id:image_id>/", view_func=ImageAPI.as_view("image"))
 
 
 @bp.post("/<id:image_id>/regenerate")
