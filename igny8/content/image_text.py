@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from ..models import Image
 from .alt_text import MAX_ALT_TEXT
-from .articles import _text
+from .articles import text_field as _text
 
 MAX_CAPTION = 500
 

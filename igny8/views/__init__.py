@@ -19,7 +19,9 @@ class IdConverter(IntegerConverter):
 def register_views(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     from . import (
+        api_content,
         api_docs,
+        api_images,
         api_output,
         api_settings,
         api_tasks,
@@ -33,8 +35,8 @@ def register_views(app: Flask) -> None:
         settings_pages,
     )
 
-    for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_output, api_tasks,
-                   events, modal, health, api_docs):
+    for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_content, api_images,
+                   api_output, api_tasks, events, modal, health, api_docs):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 
