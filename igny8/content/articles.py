@@ -12,8 +12,9 @@ from sqlalchemy.orm import selectinload
 from ..extensions import db
 from ..logs import event
 from ..models import IMAGE_STATUSES, AccountTotals, Content, GenerationTask, Image
-from ..progress.schema import HELD_STATUSES, RUNNING_STATES, ImageStatus
+from ..progress.schema import HELD_STATUSES, RUNNING_STATES
 from .errors import ConflictError
+from .prompt_change import change_prompt, prompt_held
 from .versions import file_keys, remove_files
 
 MAX_TITLE = 300
@@ -113,10 +114,8 @@ def update_article(content: Content, clean: dict[str, Any]) -> None:
             if prompt:
                 content.images.append(Image(account_id=content.account_id, type=key[0],
                                             position=key[1], prompt=prompt))
-        elif image.status not in HELD_STATUSES and image.prompt != prompt:
-            image.prompt = prompt
-            if image.status != ImageStatus.PENDING:
-                image.status, image.error = ImageStatus.PENDING, None
+        elif not prompt_held(image, prompt):
+            change_prompt(image, prompt)
     for key, image in existing.items():
         if key not in wanted and image.status not in HELD_STATUSES:
             content.images.remove(image)

@@ -13,8 +13,10 @@ from typing import Any
 
 from ..extensions import db
 from ..models import Content, Image
-from ..progress.schema import HELD_STATUSES, ImageStatus
+from ..progress.schema import HELD_STATUSES
 from .articles import ContentError
+from .prompt_change import change_prompt, prompt_held
+from .versions import file_keys
 
 FEATURED_FIELD = "featured_prompt"
 CONFIRM_FIELD = "confirm_removal"
@@ -35,8 +37,9 @@ class Plan:
 
 
 def paid(image: Image) -> bool:
-    """The image has stored results someone paid for."""
-    return bool(image.versions) or bool(image.image_url)
+    """The image has stored results someone paid for: versions (every stored result is one, and
+    the migration made one of every image generated before versions existed)."""
+    return bool(image.versions)
 
 
 def _field(index: int) -> str:
@@ -44,7 +47,7 @@ def _field(index: int) -> str:
 
 
 def _check_change(image: Image, prompt: str, field: str, errors: dict[str, str]) -> None:
-    if image.status in HELD_STATUSES and prompt != image.prompt:
+    if prompt_held(image, prompt):
         errors[field] = f"{image.label} is being generated; wait until it finishes to change its prompt."
 
 
@@ -52,7 +55,7 @@ def _check_removal(image: Image, field: str, confirmed: bool, errors: dict[str, 
     if image.status in HELD_STATUSES:
         errors[field] = f"{image.label} is being generated; wait until it finishes to remove it."
     elif paid(image) and not confirmed:
-        count = max(len(image.versions), 1)
+        count = len(image.versions)
         said = errors.get(CONFIRM_FIELD, "")
         errors[CONFIRM_FIELD] = f"{said}{image.label} has {count} paid version{'' if count == 1 else 's'}. "
 
@@ -90,15 +93,6 @@ def plan_featured(content: Content, prompt: str, confirmed: bool, errors: dict[s
     return Plan([(featured, prompt)], [])
 
 
-def _set_prompt(image: Image, prompt: str) -> None:
-    """A new prompt keeps the image's versions (its active one stays in the article); a finished
-    image becomes pending so that Generate makes a version that fits the new prompt."""
-    if image.prompt != prompt:
-        image.prompt = prompt
-        if image.status in (ImageStatus.GENERATED, ImageStatus.FAILED):
-            image.status, image.error = ImageStatus.PENDING, None
-
-
 def edit_article(content: Content, clean: dict[str, Any], rows: list[Row], confirmed: bool) -> list[str]:
     """Apply the form: title, body, status, featured prompt and the in-article rows, positions
     renumbered 1..N in row order. Returns the media keys of the removed images' files, for the
@@ -113,7 +107,7 @@ def edit_article(content: Content, clean: dict[str, Any], rows: list[Row], confi
     content.title, content.html = clean["title"], clean["html"]
     content.status = clean.get("status", content.status)
     removed = featured.remove + rows_plan.remove
-    keys = [key for image in removed for key in _keys_of(image)]
+    keys = file_keys(removed)
     for image in removed:
         content.images.remove(image)
     db.session.flush()  # the removed rows leave before anyone takes their position
@@ -123,17 +117,12 @@ def edit_article(content: Content, clean: dict[str, Any], rows: list[Row], confi
     db.session.flush()
     for position, (image, prompt) in enumerate(rows_plan.keep, start=1):
         image.position = position
-        _set_prompt(image, prompt)
+        change_prompt(image, prompt)
         if image.id is None:
             content.images.append(image)
     for image, prompt in featured.keep:
-        _set_prompt(image, prompt)
+        change_prompt(image, prompt)
         if image.id is None:
             content.images.append(image)
     return keys
 
-
-def _keys_of(image: Image) -> list[str]:
-    keys = {key for version in image.versions for key in version.keys}
-    keys.update(key for key in (image.desktop_path, image.mobile_path) if key)
-    return sorted(keys)

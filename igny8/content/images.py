@@ -19,6 +19,7 @@ from ..models import Content, Image, ImageVersion
 from ..progress.schema import HELD_STATUSES
 from .articles import MAX_IN_ARTICLE_PROMPTS, MAX_PROMPT, ContentError, text_field
 from .errors import ConflictError
+from .prompt_change import HELD_MESSAGE, change_prompt, prompt_held
 from .versions import file_keys, remove_files
 
 IMAGE_FIELDS = ("prompt", "alt_text", "caption")
@@ -26,7 +27,6 @@ MAX_ALT_TEXT = 300
 MAX_CAPTION = 1000
 MAX_POSITION = 10_000
 LIMITS = {"prompt": MAX_PROMPT, "alt_text": MAX_ALT_TEXT, "caption": MAX_CAPTION}
-HELD_MESSAGE = "This image is being generated; wait until its batch finishes."
 
 
 def get_image(account_id: int, image_id: int) -> Image:
@@ -69,12 +69,15 @@ def validate_image_fields(data: Any, allowed: tuple[str, ...] = IMAGE_FIELDS) ->
 
 
 def update_image(image: Image, clean: dict[str, str | None]) -> None:
-    """Apply the cleaned fields. A new prompt keeps every version (it is used by the next
-    generation) and is refused while a task holds the image (the run records the prompt it used)."""
-    if "prompt" in clean and clean["prompt"] != image.prompt and image.status in HELD_STATUSES:
+    """Apply the cleaned fields (``validate_image_fields``); a new prompt by ``change_prompt``.
+    Raises ConflictError before any write. Commits."""
+    if "prompt" in clean and prompt_held(image, clean["prompt"] or ""):
         raise ConflictError(HELD_MESSAGE)
     for field, value in clean.items():
-        setattr(image, field, value)
+        if field == "prompt":
+            change_prompt(image, value or "")
+        else:
+            setattr(image, field, value)
     db.session.commit()
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..content.errors import ConflictError
-from ..content.images import HELD_MESSAGE, validate_image_fields
+from ..content.images import validate_image_fields
+from ..content.prompt_change import HELD_MESSAGE, change_prompt, prompt_held
 from ..models import Image
-from ..progress.schema import HELD_STATUSES
 from .service import QueuedTask, queue_task
 
 
@@ -22,8 +22,8 @@ def regenerate_image(account_id: int, image: Image, body: Any) -> QueuedTask:
     ConflictError (409) and QueueError."""
     clean = validate_image_fields({} if body is None else body, allowed=("prompt",))
     prompt = clean.get("prompt")
-    if prompt is not None and prompt != image.prompt:
-        if image.status in HELD_STATUSES:
+    if prompt is not None:
+        if prompt_held(image, prompt):
             raise ConflictError(HELD_MESSAGE + " The new prompt was not saved.")
-        image.prompt = prompt  # flushed by the claim's query, committed with the task (or rolled back)
+        change_prompt(image, prompt)  # flushed by the claim's query, committed with the task (or rolled back)
     return queue_task(account_id, {"ids": [image.id]})

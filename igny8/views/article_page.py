@@ -6,40 +6,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
-from sqlalchemy import select
 
 from ..accounts.auth import current_account_id
-from ..content.alt_text import MAX_ALT_TEXT, alt_text_of
-from ..content.articles import get_content
-from ..content.image_text import MAX_CAPTION, update_text
+from ..content.alt_text import alt_text_of
+from ..content.articles import ContentError, get_content
+from ..content.errors import ConflictError
+from ..content.images import MAX_ALT_TEXT, MAX_CAPTION, get_image, get_version, update_image, validate_image_fields
 from ..content.render import article_html
 from ..content.versions import activate_version, delete_version
-from ..extensions import db
-from ..models import Content, Image, ImageVersion
+from ..models import Content, Image
 from ..progress.schema import ItemStatus, QueueItem
 from .htmx import render_page
 
 bp = Blueprint("article", __name__)
 # POST /api/v1/writer/images/<id>/regenerate (DESIGN.md): the modal posts there, as Generate does.
-REGENERATE_ENDPOINT = "api_writer.image_regenerate"
-
-
-def image_or_404(image_id: int) -> Image:
-    """The caller's image; 404 for an unknown one and another account's alike."""
-    image = db.session.scalar(select(Image).filter_by(id=image_id, account_id=current_account_id()))
-    if image is None:
-        abort(404, description=f"No image with id {image_id}.")
-    return image
-
-
-def version_or_404(image: Image, version_id: int) -> ImageVersion:
-    version = next((v for v in image.versions if v.id == version_id), None)
-    if version is None:
-        abort(404, description=f"No version {version_id} of this image.")
-    return version
+REGENERATE_ENDPOINT = "api_images.image_regenerate"
+TEXT_FIELDS = ("alt_text", "caption")
 
 
 def regenerate_preview(image: Image, content: Content) -> QueueItem:
@@ -77,28 +62,32 @@ def article(content_id: int) -> ResponseReturnValue:
 @login_required
 def image_text(image_id: int) -> ResponseReturnValue:
     """Save the alt text and caption typed inline; 400 with the field's message, nothing saved."""
-    image = image_or_404(image_id)
-    errors = update_text(image, request.form)
-    if errors:
-        db.session.rollback()
-        return render_area(image.content, 400, errors={image.id: errors})
-    db.session.commit()
+    image = get_image(current_account_id(), image_id)
+    try:
+        update_image(image, validate_image_fields({f: request.form.get(f, "") for f in TEXT_FIELDS},
+                                                  allowed=TEXT_FIELDS))
+    except ContentError as exc:
+        return render_area(image.content, 400, errors={image.id: exc.errors})
     return render_area(image.content, saved=image.id)
 
 
 @bp.post("/writer/images/<id:image_id>/versions/<id:version_id>/activate")
 @login_required
 def version_activate(image_id: int, version_id: int) -> ResponseReturnValue:
-    image = image_or_404(image_id)
-    activate_version(image, version_or_404(image, version_id))
-    db.session.commit()
+    """Show another version (``content/versions.activate_version`` commits)."""
+    image = get_image(current_account_id(), image_id)
+    activate_version(image, get_version(image, version_id))
     return render_area(image.content)
 
 
 @bp.post("/writer/images/<id:image_id>/versions/<id:version_id>/delete")
 @login_required
 def version_delete(image_id: int, version_id: int) -> ResponseReturnValue:
-    image = image_or_404(image_id)
-    delete_version(image, version_or_404(image, version_id))
-    db.session.commit()
+    """Delete a version that is not the active one, then its files (``delete_version`` commits);
+    the active one answers 409 with the area unchanged."""
+    image = get_image(current_account_id(), image_id)
+    try:
+        delete_version(image, get_version(image, version_id))
+    except ConflictError:
+        return render_area(image.content, 409)
     return render_area(image.content)

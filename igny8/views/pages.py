@@ -22,13 +22,15 @@ from ..content.articles import (
     update_article,
     validate_article,
 )
+from ..content.articles import delete_article as remove_article
 from ..content.editing import CONFIRM_FIELD, Row
 from ..content.editing import edit_article as apply_rows
+from ..content.errors import ConflictError
+from ..content.versions import remove_files
 from ..extensions import db
 from ..integrations.settings import image_generation_config
 from ..media.stores import LocalMediaStore, StorageError, check_key, get_store
 from ..models import IMAGE_STATUSES, MAX_DB_ID, Content
-from ..progress.schema import HELD_STATUSES
 from .htmx import render_page
 
 bp = Blueprint("pages", __name__)
@@ -135,7 +137,7 @@ def edit_article(content_id: int) -> ResponseReturnValue:
         db.session.rollback()
         return _render_form(form, exc.errors, content)
     db.session.commit()
-    delete_files(removed_keys)
+    remove_files(removed_keys, account_id=content.account_id)
     flash(f"Article “{content.title}” saved.", "success")
     return redirect(url_for("article.article", content_id=content.id))
 
@@ -156,26 +158,18 @@ def _stored_form(content: Content) -> dict:
             "confirm_removal": False}
 
 
-def delete_files(keys: list[str]) -> None:
-    """Remove the files of deleted images from the store; a failure is logged (the rows are gone)."""
-    store = get_store(current_app.config)
-    for key in keys:
-        try:
-            store.delete(key)
-        except (StorageError, ValueError) as exc:
-            current_app.logger.warning("media_delete_failed key=%s error=%s", key, exc)
-
-
 @bp.post("/writer/content/<id:content_id>/delete")
 @login_required
 def delete_article(content_id: int) -> ResponseReturnValue:
+    """Delete the article, its images, their versions and files (``content.articles.delete_article``)."""
     content = get_content(current_account_id(), content_id)
-    if any(img.status in HELD_STATUSES for img in content.images):
+    title = content.title
+    try:
+        remove_article(content)
+    except ConflictError:
         flash("This article's images are being generated; wait until they finish.", "error")
         return redirect(url_for("pages.images"))
-    db.session.delete(content)
-    db.session.commit()
-    flash(f"Article “{content.title}” deleted.", "success")
+    flash(f"Article “{title}” deleted.", "success")
     return redirect(url_for("pages.images"))
 
 
