@@ -22,11 +22,12 @@ from ..content.articles import (
     update_article,
     validate_article,
 )
+from ..content.articles import delete_article as remove_article
+from ..content.errors import ConflictError
 from ..extensions import db
 from ..integrations.settings import image_generation_config
 from ..media.stores import LocalMediaStore, StorageError, check_key, get_store
 from ..models import IMAGE_STATUSES
-from ..progress.schema import HELD_STATUSES
 from .htmx import render_page
 
 bp = Blueprint("pages", __name__)
@@ -118,12 +119,13 @@ def edit_article(content_id: int) -> ResponseReturnValue:
 @login_required
 def delete_article(content_id: int) -> ResponseReturnValue:
     content = get_content(current_account_id(), content_id)
-    if any(img.status in HELD_STATUSES for img in content.images):
-        flash("This article's images are being generated; wait until they finish.", "error")
+    title = content.title
+    try:
+        remove_article(content)  # its images, their versions and files; refused while a task holds one
+    except ConflictError as exc:
+        flash(exc.message, "error")
         return redirect(url_for("pages.images"))
-    db.session.delete(content)
-    db.session.commit()
-    flash(f"Article “{content.title}” deleted.", "success")
+    flash(f"Article “{title}” deleted.", "success")
     return redirect(url_for("pages.images"))
 
 
