@@ -133,3 +133,16 @@ def test_deleting_an_article_removes_every_version_and_file(writer, worker, app_
 def test_unknown_article_ids_answer_404(writer, method, suffix):
     response = call(writer, method, f"{CONTENT}999999/{suffix}", {"prompt": "x"} if method == "POST" else {})
     assert response.status_code == 404 and response.json["success"] is False
+
+
+def test_the_page_delete_button_removes_an_article_that_had_batches(writer, worker, app_config):
+    writer.configure(provider="local", model="placeholder")
+    content = writer.write("Sourdough at home", featured_prompt="A loaf")
+    task_id = writer.generate(content)
+    writer.finished(task_id)
+    assert writer.login().status_code == 302
+    response = writer.client.post(f"/writer/content/{content['id']}/delete", data={"csrf_token": writer.csrf})
+    assert response.status_code == 302
+    assert call(writer, "GET", f"{CONTENT}{content['id']}/").status_code == 404
+    assert not [p for p in Path(app_config["MEDIA_ROOT"]).rglob("*") if p.is_file()]
+    assert writer.progress(task_id)["state"] == "SUCCESS"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,16 +30,23 @@ def test_upgrade_from_empty_matches_the_models(tmp_path, redis_server):
     assert seeded.returncode == 0 and "demo@igny8.test" in seeded.stdout
 
 
-def _empty_database(tmp_path: Path) -> str:
-    """The test database, emptied (PostgreSQL with ``DATABASE_URL``), else a new SQLite file."""
+@pytest.fixture
+def migration_database(tmp_path: Path) -> Iterator[str]:
+    """The test database, empty (PostgreSQL with ``DATABASE_URL``, emptied before and after: the
+    next test's ``drop_all`` expects the models' schema or none), else a new SQLite file."""
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path / 'old.db'}"
+    _empty(url)
+    yield url
+    _empty(url)
+
+
+def _empty(url: str) -> None:
     if url.startswith("postgresql"):
         engine = sa.create_engine(url)
         with engine.begin() as connection:
             connection.exec_driver_sql("DROP SCHEMA public CASCADE")
             connection.exec_driver_sql("CREATE SCHEMA public")
         engine.dispose()
-    return url
 
 
 OLD_IMAGES = [  # (id, status, desktop_path, mobile_path, cost): two generated, one failed, one never made
@@ -68,8 +77,8 @@ def _seed_before_versions(engine: sa.Engine) -> None:
                  "cost": cost, "now": now, "generated": desktop and now})
 
 
-def test_upgrade_turns_each_generated_image_into_its_active_first_version(tmp_path, redis_server):
-    url = _empty_database(tmp_path)
+def test_upgrade_turns_each_generated_image_into_its_active_first_version(migration_database, redis_server):
+    url = migration_database
     env = dict(os.environ, DATABASE_URL=url, REDIS_URL=redis_server.url)
     before = flask(env, "db", "upgrade", "9b3f6d2e4a17")
     assert before.returncode == 0, before.stderr

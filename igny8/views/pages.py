@@ -165,9 +165,9 @@ def delete_article(content_id: int) -> ResponseReturnValue:
     content = get_content(current_account_id(), content_id)
     title = content.title
     try:
-        remove_article(content)
-    except ConflictError:
-        flash("This article's images are being generated; wait until they finish.", "error")
+        remove_article(content)  # its images, their versions and files; refused while a task holds one
+    except ConflictError as exc:
+        flash(exc.message, "error")
         return redirect(url_for("pages.images"))
     flash(f"Article “{title}” deleted.", "success")
     return redirect(url_for("pages.images"))
