@@ -161,3 +161,27 @@ def test_regenerate_is_live_and_keeps_the_old_version(browser, live_server, acme
     expect(page.locator(f"#image-card-{image['id']} .version")).to_have_count(1)
     expect(page.locator(f"#image-card-{image['id']} .version.active")).to_have_count(1)
     page.context.close()
+
+
+def test_prompt_rows_move_and_add_images_in_the_form(browser, live_server, acme, writer, generated):
+    """prompt_rows.js: Up moves a row (its image goes with it), Add appends a new one; saved 1..N."""
+    before = [row for row in writer.images(generated) if row["type"] == "in_article"]
+    page = open_page(browser, live_server, acme, 1280)
+    page.goto(f"{live_server.url}/writer/content/{generated['id']}/edit")
+    page.wait_for_function(LOADED)
+    rows = page.locator("[data-prompt-row]")
+    expect(rows).to_have_count(2)
+    rows.nth(1).locator("[data-row-move='-1']").click()
+    expect(rows.nth(0).locator("textarea")).to_have_value(before[1]["prompt"])
+    page.click("[data-row-add]")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(2).locator("[data-row-number]")).to_have_text("3")
+    rows.nth(2).locator("textarea").fill("A sliced loaf on a rack")
+    page.get_by_role("button", name="Save article").click()
+    page.wait_for_url(f"**/writer/content/{generated['id']}")
+    page.wait_for_function(LOADED)
+    after = [(row["position"], row["id"], row["prompt"]) for row in writer.images(generated)
+             if row["type"] == "in_article"]
+    assert after[:2] == [(1, before[1]["id"], before[1]["prompt"]), (2, before[0]["id"], before[0]["prompt"])]
+    assert (after[2][0], after[2][2]) == (3, "A sliced loaf on a rack")
+    page.context.close()

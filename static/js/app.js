@@ -3,7 +3,8 @@
  *    the page, then post the generate request and swap in the live view (htmx SSE).
  * 2. Ease each bar toward its next phase over the measured expected duration; never backwards.
  * 3. Dialog behaviour: focus kept inside, Esc closes, confirm before destructive submits.
- * 4. The article page: Regenerate opens the same modal; Copy HTML; the prompt rows of the form.
+ * 4. The article page: Regenerate opens the same modal; Copy HTML. (The article form's prompt
+ *    rows are in prompt_rows.js.)
  */
 (function () {
   "use strict";
@@ -208,34 +209,6 @@
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) event.preventDefault();
-  });
-
-  // The article form's in-article prompts: Add, Remove, Move up/down; the numbers follow the order
-  // (the server renumbers the positions 1..N on save, and asks before removing a paid image).
-  function renumber(list) {
-    list.querySelectorAll("[data-prompt-row]").forEach(function (row, i) {
-      row.querySelector("[data-row-number]").textContent = i + 1;
-    });
-  }
-
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-row-add], [data-row-move], [data-row-remove]");
-    if (!button) return;
-    var list = document.querySelector("[data-prompt-rows]");
-    var row = button.closest("[data-prompt-row]");
-    if (button.hasAttribute("data-row-add")) {
-      var template = document.getElementById(button.getAttribute("data-row-add"));
-      row = template.content.firstElementChild.cloneNode(true);
-      list.appendChild(row);
-      row.querySelector("textarea").focus();
-    } else if (button.hasAttribute("data-row-remove")) {
-      row.remove();
-    } else {
-      var other = button.getAttribute("data-row-move") === "-1" ? row.previousElementSibling : row.nextElementSibling;
-      if (other) list.insertBefore(row, button.getAttribute("data-row-move") === "-1" ? other : other.nextElementSibling);
-      button.focus();
-    }
-    renumber(list);
   });
 
   document.addEventListener("change", function (event) {
