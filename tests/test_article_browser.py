@@ -146,6 +146,8 @@ def test_regenerate_is_live_and_keeps_the_old_version(browser, live_server, acme
     page.keyboard.press("Escape")
     versions = page.locator(f"#image-card-{image['id']} .version")
     expect(versions).to_have_count(2)
+    page.wait_for_function(LOADED)
+    page.locator(f"#image-card-{image['id']}").screenshot(path=str(SHOTS / "article-versions.png"))
     new_src = writer.images(generated)[1]["image_url"]
     assert new_src != image["image_url"]
     expect(page.locator("[data-article-html] figure").nth(1).locator("img")).to_have_attribute("src", new_src)

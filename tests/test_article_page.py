@@ -156,3 +156,14 @@ def test_the_edit_page_shows_each_image_with_its_state_and_thumbnail(writer, gen
     assert html.count('class="row-image"') == 4 and html.count('class="badge generated"') == 4
     assert all(row["mobile_url"] in html for row in rows)
     assert all(f'name="in_article_ids" value="{row["id"]}"' in html for row in rows if row["type"] == "in_article")
+
+
+def test_a_blank_featured_prompt_keeps_the_featured_image(writer, generated):
+    """As the API (DELETE of the featured image is a 409): the form answers 400 and changes nothing."""
+    featured = writer.images(generated)[0]
+    rows = [(row["id"], row["prompt"]) for row in writer.images(generated) if row["type"] == "in_article"]
+    response = writer.client.post(f"/writer/content/{generated['id']}/edit",
+                                  data={**rows_form(writer, generated, rows), "featured_prompt": "",
+                                        "confirm_removal": "yes"})
+    assert response.status_code == 400 and "featured image cannot be deleted" in response.get_data(as_text=True)
+    assert writer.images(generated)[0] == featured

@@ -15,6 +15,7 @@ from ..extensions import db
 from ..models import Content, Image
 from ..progress.schema import HELD_STATUSES
 from .articles import ContentError
+from .images import FEATURED_KEPT
 from .prompt_change import change_prompt, prompt_held
 from .versions import file_keys
 
@@ -81,14 +82,15 @@ def plan_rows(content: Content, rows: list[Row], confirmed: bool, errors: dict[s
     return Plan(keep, list(existing.values()))
 
 
-def plan_featured(content: Content, prompt: str, confirmed: bool, errors: dict[str, str]) -> Plan:
+def plan_featured(content: Content, prompt: str, errors: dict[str, str]) -> Plan:
+    """The featured image kept (new when the article had none), or a field error for a blank prompt."""
     featured = next((img for img in content.images if img.type == "featured"), None)
     if featured is None:
         new = Image(account_id=content.account_id, type="featured", position=0, prompt=prompt)
         return Plan([(new, prompt)] if prompt else [], [])
-    if not prompt:
-        _check_removal(featured, FEATURED_FIELD, confirmed, errors)
-        return Plan([], [featured])
+    if not prompt:  # an article keeps its featured image, as in the API (content/images.delete_image)
+        errors[FEATURED_FIELD] = FEATURED_KEPT
+        return Plan([], [])
     _check_change(featured, prompt, FEATURED_FIELD, errors)
     return Plan([(featured, prompt)], [])
 
@@ -98,7 +100,7 @@ def edit_article(content: Content, clean: dict[str, Any], rows: list[Row], confi
     renumbered 1..N in row order. Returns the media keys of the removed images' files, for the
     caller to delete once the change is committed. Raises ``ContentError`` before changing anything."""
     errors: dict[str, str] = {}
-    featured = plan_featured(content, clean["featured_prompt"], confirmed, errors)
+    featured = plan_featured(content, clean["featured_prompt"], errors)
     rows_plan = plan_rows(content, rows, confirmed, errors)
     if errors:
         if CONFIRM_FIELD in errors:

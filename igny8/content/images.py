@@ -26,6 +26,7 @@ IMAGE_FIELDS = ("prompt", "alt_text", "caption")
 MAX_ALT_TEXT = 300
 MAX_CAPTION = 1000
 MAX_POSITION = 10_000
+FEATURED_KEPT = "The featured image cannot be deleted; change its prompt or regenerate it instead."
 LIMITS = {"prompt": MAX_PROMPT, "alt_text": MAX_ALT_TEXT, "caption": MAX_CAPTION}
 
 
@@ -115,7 +116,7 @@ def delete_image(image: Image) -> None:
     image is not deleted (an article keeps one; change its prompt or regenerate it instead), nor an
     image a task holds. Raises ConflictError."""
     if image.type == "featured":
-        raise ConflictError("The featured image cannot be deleted; change its prompt or regenerate it instead.")
+        raise ConflictError(FEATURED_KEPT)
     db.session.refresh(image, with_for_update=True)  # no task claims it meanwhile (PostgreSQL row lock)
     if image.status in HELD_STATUSES:
         db.session.rollback()
