@@ -66,8 +66,8 @@ def article_request_schemas() -> dict[str, Any]:
             "prompt": prompt,
             "alt_text": nullable(text(MAX_ALT_TEXT, description="\"\" or null: drafted again")),
             "caption": nullable(text(MAX_CAPTION)),
-        }, required=(), description="A new prompt keeps every version; it is refused (409) while a task holds "
-                                    "the image."),
+        }, required=(), description="A new prompt keeps every version (a generated or failed image goes "
+                                    "back to pending, for Generate); refused (409) while a task holds the image."),
         "Regenerate": obj({"prompt": prompt}, required=()),
     }
 
