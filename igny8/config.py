@@ -50,6 +50,11 @@ class Config:
     S3_BUCKET: str | None = None
     S3_ENDPOINT_URL: str | None = None  # for an S3-compatible server (MinIO, Ceph...); unset for AWS
     S3_REGION: str = "us-east-1"
+    # The public base URL at which the media store's files can be read without a login (a CDN or a
+    # public bucket that holds the same keys), e.g. "https://cdn.example.com/media/". When set, the
+    # finished article (GET /api/v1/writer/content/<id>/html) points its images there: this base,
+    # then the file's key ("a1/2026/05/slug-1a2b3c4d.webp"). Unset: the app's own /media/ URLs.
+    PUBLIC_MEDIA_URL: str | None = None
     OPENAI_BASE_URL: str | None = None
     RUNWARE_BASE_URL: str | None = None
     # Seconds the offline placeholder renderer waits per image so demo progress is visible.
@@ -103,7 +108,8 @@ class Config:
         if not os.environ.get("REDIS_URL") and PRIVATE_REDIS_URL_FILE.is_file():
             config["REDIS_URL"] = PRIVATE_REDIS_URL_FILE.read_text().strip() or config["REDIS_URL"]
         for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL", "MEDIA_STORE",
-                     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION", "MEDIA_ACCEL_PREFIX", "METRICS_TOKEN"):
+                     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION", "MEDIA_ACCEL_PREFIX", "METRICS_TOKEN",
+                     "PUBLIC_MEDIA_URL"):
             if os.environ.get(name):
                 config[name] = os.environ[name]
         if os.environ.get("ALLOWED_HTTP_HOSTS"):

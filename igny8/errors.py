@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .content.articles import ContentError
+from .content.errors import ConflictError
 from .integrations.settings import SettingsError
 from .tasks.requests import QueueError
 
@@ -37,7 +38,8 @@ def register_error_handlers(app: Flask) -> None:
         return api_error(400, "Some fields are not valid.", exc.errors)
 
     @app.errorhandler(QueueError)
-    def _not_queued(exc: QueueError) -> ResponseReturnValue:
+    @app.errorhandler(ConflictError)
+    def _not_queued(exc: QueueError | ConflictError) -> ResponseReturnValue:
         return api_error(exc.status, exc.message)
 
     @app.errorhandler(HTTPException)

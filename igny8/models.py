@@ -10,6 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .content.alt_text import alt_text_of
 from .content.totals import install_triggers
 from .extensions import db
 from .progress.schema import RUNNING_STATES, ImageStatus, TaskState
@@ -107,8 +108,20 @@ class Image(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     generated_at: Mapped[datetime | None]
+    # What a screen reader says (drafted from the prompt and the title when unset) and the caption.
+    alt_text: Mapped[str | None] = mapped_column(Text)
+    caption: Mapped[str | None] = mapped_column(Text)
+    # The version shown; the file columns above mirror it (``content/versions.activate``). The two
+    # tables point at each other, so this key is added after both exist (``use_alter``).
+    active_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("image_version.id", use_alter=True, name="fk_image_active_version_id"))
 
     content: Mapped[Content] = relationship(back_populates="images")
+    versions: Mapped[list[ImageVersion]] = relationship(
+        back_populates="image", foreign_keys="ImageVersion.image_id", order_by="ImageVersion.id",
+        cascade="all, delete-orphan")
+    # post_update: the key is written in a second UPDATE, which breaks the insert/delete cycle.
+    active_version: Mapped[ImageVersion | None] = relationship(foreign_keys=[active_version_id], post_update=True)
 
     @property
     def label(self) -> str:
@@ -133,6 +146,58 @@ class Image(db.Model):
             "width": self.width,
             "height": self.height,
             "format": self.format,
+            "alt_text": alt_text_of(self),
+            "alt_text_drafted": not (self.alt_text or "").strip(),
+            "caption": self.caption,
+            "version_count": len(self.versions),
+            "active_version_id": self.active_version_id,
+        }
+
+
+class ImageVersion(db.Model):
+    """One stored (paid-for) result of an image: its files, what made it and what it cost. Never
+    overwritten by a later generation; deleted only on purpose (``content/versions.delete_version``)."""
+
+    __tablename__ = "image_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
+    desktop_path: Mapped[str | None] = mapped_column(String(500))
+    mobile_path: Mapped[str | None] = mapped_column(String(500))
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    mobile_url: Mapped[str | None] = mapped_column(String(500))
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    format: Mapped[str | None] = mapped_column(String(10))
+    bytes: Mapped[int | None]
+    provider: Mapped[str | None] = mapped_column(String(20))
+    model: Mapped[str | None] = mapped_column(String(80))
+    placeholder: Mapped[bool] = mapped_column(default=False)
+    prompt: Mapped[str] = mapped_column(Text, default="")  # the image prompt it was made from
+    cost: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    image: Mapped[Image] = relationship(back_populates="versions", foreign_keys=[image_id])
+
+    @property
+    def keys(self) -> list[str]:
+        """The media store keys of its files."""
+        return [key for key in (self.desktop_path, self.mobile_path) if key]
+
+    def to_dict(self, active: bool) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "image_url": self.image_url,
+            "mobile_url": self.mobile_url,
+            "width": self.width,
+            "height": self.height,
+            "prompt": self.prompt,
+            "provider": self.provider,
+            "model": self.model,
+            "cost": self.cost,
+            "created_at": self.created_at.replace(tzinfo=UTC).isoformat(),  # stored as naive UTC
+            "active": active,
         }
 
 

@@ -4,6 +4,7 @@ bad input is sent by hand. A rejected request is a clear 4xx JSON error that wri
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -109,7 +110,7 @@ def test_every_json_route_is_documented_and_every_documented_route_exists(app):
     routes = set()
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1/"):
-            paths = [rule.rule.replace("<task_id>", "{task_id}")]
+            paths = [re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)]  # <id:content_id> -> {content_id}
             if "<provider>" in rule.rule:
                 paths = [rule.rule.replace("<provider>", name) for name in CREDENTIAL_TYPES]
             routes |= {(p, m.lower()) for p in paths for m in rule.methods - {"HEAD", "OPTIONS"}}
@@ -287,3 +288,4 @@ def test_requests_without_a_token_write_nothing(app, client, articles):
         assert_rejected(client.open(url, method=method, json=body), 400)
     assert_rejected(client.get(CONTENT), 401)
     assert db_state(app) == before
+

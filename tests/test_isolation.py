@@ -34,7 +34,9 @@ def _globex_work(globex: Writer) -> dict:
     rows = globex.images(content)
     keys = [url.removeprefix("/media/") for row in rows for url in (row["image_url"], row["mobile_url"]) if url]
     assert keys and all(media_status(globex.client, key, globex.who) == 200 for key in keys)
+    detail = globex.client.get(f"/api/v1/writer/images/{rows[0]['id']}/", headers=globex.headers).json
     return {"content_id": content["id"], "image_ids": [row["id"] for row in rows], "task_id": task_id,
+            "version_id": detail["versions"][0]["id"], "image": detail,
             "media": keys, "secrets": [SECRET_TITLE, SECRET_PROMPT, task_id, *keys]}
 
 
@@ -67,6 +69,14 @@ def _routes_naming_globex_ids_answer_404(probe: RouteProbe, work: dict, api: dic
                  *(f"/media/{key}" for key in work["media"])):
         ask("GET", path, {404})
     ask("POST", f"/writer/content/{cid}/edit", {404}, data={**form, "title": "Taken over"})
+    ask("GET", f"/writer/content/{cid}", {404})
+    for iid in work["image_ids"]:
+        ask("POST", f"/writer/images/{iid}/text", {404}, data={**form, "alt_text": "Taken over"})
+        ask("POST", f"/writer/images/{iid}/versions/1/activate", {404}, data=form)
+        ask("POST", f"/writer/images/{iid}/versions/1/delete", {404}, data=form)
+    for path in (f"/api/v1/writer/content/{cid}/html", f"/api/v1/writer/content/{cid}/export.zip"):
+        ask("GET", path, {404}, headers=api)
+        ask("GET", path, {404})  # the same with the session cookie
     ask("POST", f"/writer/content/{cid}/delete", {404}, data=form)
     for path in (f"/api/v1/system/settings/task_progress/{tid}/", f"/api/v1/tasks/{tid}/events"):
         ask("GET", path, {404}, headers=api)
@@ -75,6 +85,26 @@ def _routes_naming_globex_ids_answer_404(probe: RouteProbe, work: dict, api: dic
     ask("POST", GENERATE, {404}, headers=api, json={"content_id": cid})
     ask("POST", GENERATE, {404}, headers=api, json={"ids": work["image_ids"]})
     ask("GET", f"/api/v1/writer/images/?content_id={cid}", {200}, headers=api)
+
+
+def _article_and_image_routes_answer_404(probe: RouteProbe, work: dict, api: dict, own_image_id: int) -> None:
+    """One article, one image, its regeneration and versions, by Globex's ids: 404, nothing changed.
+    A version of Globex's named through the intruder's own image is no version of it either."""
+    ask, cid, iid, vid = probe.ask, work["content_id"], work["image_ids"][0], work["version_id"]
+    content, image = f"/api/v1/writer/content/{cid}/", f"/api/v1/writer/images/{iid}/"
+    ask("GET", content, {404}, headers=api)
+    ask("GET", content, {404})  # the same with the session cookie
+    ask("PATCH", content, {404}, headers=api, json={"title": "Taken over"})
+    ask("DELETE", content, {404}, headers=api)
+    ask("POST", f"{content}images/", {404}, headers=api, json={"prompt": "Planted"})
+    ask("GET", image, {404}, headers=api)
+    ask("GET", image, {404})
+    ask("PATCH", image, {404}, headers=api, json={"prompt": "Taken over", "alt_text": "Taken", "caption": "Taken"})
+    ask("DELETE", f"/api/v1/writer/images/{work['image_ids'][1]}/", {404}, headers=api)
+    ask("POST", f"{image}regenerate", {404}, headers=api, json={"prompt": "Taken over"})
+    for image_path in (image, f"/api/v1/writer/images/{own_image_id}/"):
+        ask("POST", f"{image_path}versions/{vid}/activate", {404}, headers=api)
+        ask("DELETE", f"{image_path}versions/{vid}", {404}, headers=api)
 
 
 def _intruders_own_lists_and_pages_show_nothing_of_globex(probe: RouteProbe, api: dict) -> None:
@@ -127,6 +157,9 @@ def _globex_data_is_as_it_was(globex: Writer, work: dict) -> None:
     assert {item["title"] for item in own} == {SECRET_TITLE, f"{SECRET_TITLE} 2"}
     assert globex.client.get(SETTINGS, headers=globex.headers).json["config"]["max_in_article_images"] == 1
     assert all(media_status(globex.client, key, globex.who) == 200 for key in work["media"])
+    image = globex.client.get(f"/api/v1/writer/images/{work['image_ids'][0]}/", headers=globex.headers).json
+    assert image == work["image"], "prompt, alt text, caption and versions as they were"
+    assert len(globex.images(work["content_id"])) == 2
 
 
 def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask, client: FlaskClient,
@@ -140,6 +173,8 @@ def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask
     probe = RouteProbe(app, client, work["secrets"])
 
     _routes_naming_globex_ids_answer_404(probe, work, api, form)
+    own = intruder.write("Intruder's article", featured_prompt="Intruder's loaf")
+    _article_and_image_routes_answer_404(probe, work, api, own["images"][0]["id"])
     _intruders_own_lists_and_pages_show_nothing_of_globex(probe, api)
     _intruders_writes_land_in_its_own_account(probe, api, form)
     _queue_dashboard_refuses_an_admin_who_is_no_operator(probe, work["task_id"], form)

@@ -233,3 +233,28 @@ def test_a_batch_goes_to_the_bucket_and_is_served_only_to_its_account(app, clien
     assert client.get(image_url, headers=globex["headers"]).status_code == 404
     missing = f"/media/a{acme['account_id']}/2026/11/never-stored-00000000.webp"
     assert client.get(missing, headers=acme["headers"]).status_code == 404
+
+
+def test_deleting_a_version_or_an_article_removes_its_objects_from_the_bucket(app, client, acme, start_worker,
+                                                                              app_config, s3):
+    start_worker(MEDIA_STORE="s3", S3_BUCKET=app_config["S3_BUCKET"], S3_ENDPOINT_URL=app_config["S3_ENDPOINT_URL"],
+                 **CREDENTIALS)
+    configure(client, acme, provider="local", model="placeholder", max_in_article_images=1)
+    content = article(client, acme, in_article=1)
+    finished(client, acme, client.post(GENERATE, json={"content_id": content["id"]}, headers=acme["headers"])
+             .json["task_id"])
+    image_api = f"/api/v1/writer/images/{content['images'][1]['id']}/"
+    regenerated = client.post(image_api + "regenerate", headers=acme["headers"])
+    assert finished(client, acme, regenerated.json["task_id"])["meta"]["completed"] == 1
+    old, new = client.get(image_api, headers=acme["headers"]).json["versions"]
+
+    def in_bucket(version: dict) -> list[bool]:
+        keys = [url.removeprefix("/media/") for url in (version["image_url"], version["mobile_url"])]
+        return [any(o["Key"] == key for o in s3.list_objects_v2(Bucket=app_config["S3_BUCKET"]).get("Contents", []))
+                for key in keys]
+
+    assert in_bucket(old) == in_bucket(new) == [True, True]
+    assert client.delete(f"{image_api}versions/{old['id']}", headers=acme["headers"]).status_code == 200
+    assert in_bucket(old) == [False, False] and in_bucket(new) == [True, True]
+    assert client.delete(f"/api/v1/writer/content/{content['id']}/", headers=acme["headers"]).status_code == 200
+    assert s3.list_objects_v2(Bucket=app_config["S3_BUCKET"]).get("KeyCount") == 0, "every file of the article left"

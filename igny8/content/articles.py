@@ -6,12 +6,16 @@ import re
 from typing import Any
 
 from flask import abort
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
+from ..logs import event
 from ..models import IMAGE_STATUSES, AccountTotals, Content, GenerationTask, Image
-from ..progress.schema import HELD_STATUSES, RUNNING_STATES, ImageStatus
+from ..progress.schema import HELD_STATUSES, RUNNING_STATES
+from .errors import ConflictError
+from .prompt_change import change_prompt, prompt_held
+from .versions import file_keys, remove_files
 
 MAX_TITLE = 300
 MAX_HTML = 200_000
@@ -29,7 +33,9 @@ class ContentError(ValueError):
         self.errors = errors
 
 
-def _text(value: Any, field: str, limit: int, errors: dict[str, str], *, required: bool = False) -> str:
+def text_field(value: Any, field: str, limit: int, errors: dict[str, str], *, required: bool = False) -> str:
+    """``value`` as clean text (stripped), or "" with a message in ``errors[field]``: not text, over
+    ``limit`` characters as sent, control characters, or blank when ``required``."""
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -52,9 +58,9 @@ def validate_article(data: Any) -> dict[str, Any]:
         raise ContentError({"body": "Send a JSON object with title, html, featured_prompt, in_article_prompts."})
     errors: dict[str, str] = {}
     clean = {
-        "title": _text(data.get("title"), "title", MAX_TITLE, errors, required=True),
-        "html": _text(data.get("html"), "html", MAX_HTML, errors),
-        "featured_prompt": _text(data.get("featured_prompt"), "featured_prompt", MAX_PROMPT, errors),
+        "title": text_field(data.get("title"), "title", MAX_TITLE, errors, required=True),
+        "html": text_field(data.get("html"), "html", MAX_HTML, errors),
+        "featured_prompt": text_field(data.get("featured_prompt"), "featured_prompt", MAX_PROMPT, errors),
     }
     prompts = data.get("in_article_prompts")
     if prompts is None:  # only null means "none": {}, "" or false is a wrong type, not an empty list
@@ -63,7 +69,7 @@ def validate_article(data: Any) -> dict[str, Any]:
         errors["in_article_prompts"] = f"A list of at most {MAX_IN_ARTICLE_PROMPTS} prompts."
         prompts = []
     clean["in_article_prompts"] = [
-        _text(p, f"in_article_prompts[{i}]", MAX_PROMPT, errors) for i, p in enumerate(prompts)
+        text_field(p, f"in_article_prompts[{i}]", MAX_PROMPT, errors) for i, p in enumerate(prompts)
     ]
     status = data.get("status")
     if status is not None:  # omitted or null: a new article is a draft, an edited one keeps its status
@@ -108,13 +114,54 @@ def update_article(content: Content, clean: dict[str, Any]) -> None:
             if prompt:
                 content.images.append(Image(account_id=content.account_id, type=key[0],
                                             position=key[1], prompt=prompt))
-        elif image.status not in HELD_STATUSES and image.prompt != prompt:
-            image.prompt = prompt
-            if image.status != ImageStatus.PENDING:
-                image.status, image.error = ImageStatus.PENDING, None
+        elif not prompt_held(image, prompt):
+            change_prompt(image, prompt)
     for key, image in existing.items():
         if key not in wanted and image.status not in HELD_STATUSES:
             content.images.remove(image)
+
+
+def validate_article_patch(data: Any) -> dict[str, Any]:
+    """The fields a PATCH may change (``title``, ``html``, ``status``), cleaned; ContentError per
+    field. Image prompts are changed per image (``/api/v1/writer/images/<id>/``)."""
+    if not isinstance(data, dict):
+        raise ContentError({"body": "Send a JSON object with any of: title, html, status."})
+    errors: dict[str, str] = {}
+    for key in sorted(set(data) - {"title", "html", "status"}):
+        errors[key] = ("Change image prompts at /api/v1/writer/images/<id>/." if "prompt" in key
+                       else "Unknown field.")
+    clean: dict[str, Any] = {}
+    if "title" in data:
+        clean["title"] = text_field(data["title"], "title", MAX_TITLE, errors, required=True)
+    if "html" in data:
+        clean["html"] = text_field(data["html"], "html", MAX_HTML, errors)
+    if "status" in data:
+        if data["status"] not in CONTENT_STATUSES:
+            errors["status"] = f"Must be one of: {', '.join(CONTENT_STATUSES)}."
+        else:
+            clean["status"] = data["status"]
+    if errors:
+        raise ContentError(errors)
+    return clean
+
+
+def delete_article(content: Content) -> None:
+    """Delete the article, its images and their versions, then all their files from the media store.
+    Refused (ConflictError) while a task holds any of its images. Its past tasks stay (the account's
+    history and spend) without the article. Commits."""
+    held = db.session.scalars(select(Image.id).where(Image.content_id == content.id,
+                                                     Image.status.in_(HELD_STATUSES)).with_for_update()).all()
+    if held:
+        db.session.rollback()
+        raise ConflictError("Images of this article are being generated; wait until the batch finishes "
+                            "(or cancel it) before deleting the article.")
+    keys, account_id, content_id = file_keys(content.images), content.account_id, content.id
+    db.session.execute(update(GenerationTask).where(GenerationTask.content_id == content_id)
+                       .values(content_id=None).execution_options(synchronize_session=False))
+    db.session.delete(content)
+    db.session.commit()
+    remove_files(keys, account_id=account_id)
+    event("content_deleted", account=account_id, content=content_id, files=len(keys))
 
 
 def article_dict(content: Content) -> dict[str, Any]:
@@ -136,13 +183,15 @@ def get_content(account_id: int, content_id: int) -> Content:
 
 def list_content(account_id: int) -> list[Content]:
     return list(db.session.scalars(
-        select(Content).filter_by(account_id=account_id).options(selectinload(Content.images))
-        .order_by(Content.id.desc())
+        select(Content).filter_by(account_id=account_id)
+        .options(selectinload(Content.images).selectinload(Image.versions)).order_by(Content.id.desc())
     ))
 
 
 def list_images(account_id: int, *, content_id: int | None = None, status: str | None = None) -> list[Image]:
-    query = select(Image).filter_by(account_id=account_id).order_by(Image.content_id, Image.type, Image.position)
+    query = (select(Image).filter_by(account_id=account_id)
+             .options(selectinload(Image.versions), selectinload(Image.content))
+             .order_by(Image.content_id, Image.type, Image.position))
     if content_id is not None:
         query = query.filter_by(content_id=content_id)
     if status is not None:

@@ -3,6 +3,7 @@ keys). Each function is one unit of work with its own commit; none touches Redis
 
 from __future__ import annotations
 
+from ..content.versions import add_version, status_after_failure, status_after_release
 from ..extensions import db
 from ..media.variants import StoredVariant
 from ..models import GenerationTask, Image, utcnow
@@ -23,15 +24,14 @@ def start_image(task_id: str, image_id: int) -> Image | None:
 
 def record_generated(image: Image, generated: GeneratedImage, variants: list[StoredVariant], attempts: int,
                      placeholder: bool) -> tuple[StoredVariant, StoredVariant | None]:
-    """The image is stored: its files, provider, attempts and cost. Returns (desktop, mobile)."""
+    """The image is stored: a new version of it (its files, provider, prompt and cost), made active
+    in the same commit; the image's attempts and cost add up everything paid for it. Earlier
+    versions stay as they are. Returns (desktop, mobile)."""
     desktop = next((v for v in variants if v.variant == "desktop"), variants[0])
     mobile = next((v for v in variants if v.variant == "mobile"), None)
+    add_version(image, variants, provider=generated.provider, model=generated.model, cost=generated.cost or 0.0,
+                placeholder=placeholder)
     image.status, image.error, image.task_id, image.generated_at = ImageStatus.GENERATED, None, None, utcnow()
-    image.image_url, image.desktop_path = desktop.url, desktop.key
-    image.width, image.height = desktop.width, desktop.height
-    image.mobile_url, image.mobile_path = (mobile.url, mobile.key) if mobile else (None, None)
-    image.format, image.bytes = desktop.format, sum(v.bytes for v in variants)
-    image.provider, image.model, image.placeholder = generated.provider, generated.model, placeholder
     image.attempts += attempts
     image.cost = (image.cost or 0.0) + (generated.cost or 0.0)
     db.session.commit()
@@ -44,7 +44,7 @@ def record_failed(task_id: str, image_id: int, message: str, attempts: int, cost
     image = db.session.get(Image, image_id)
     if image is None or image.task_id != task_id:
         return False
-    image.status, image.error, image.task_id = ImageStatus.FAILED, message, None
+    image.status, image.error, image.task_id = status_after_failure(image), message, None
     image.attempts += attempts
     image.cost = (image.cost or 0.0) + cost
     db.session.commit()
@@ -52,10 +52,11 @@ def record_failed(task_id: str, image_id: int, message: str, attempts: int, cost
 
 
 def release_image(task_id: str, image_id: int) -> None:
-    """Cancelled before it started: back to pending, nothing was asked of the provider."""
+    """Cancelled before it started: back to pending (or generated, when it has a version to show);
+    nothing was asked of the provider."""
     image = db.session.get(Image, image_id)
     if image is not None and image.task_id == task_id and image.status == ImageStatus.QUEUED:
-        image.status, image.task_id = ImageStatus.PENDING, None
+        image.status, image.task_id = status_after_release(image), None
         db.session.commit()
 
 

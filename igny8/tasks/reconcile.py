@@ -18,6 +18,7 @@ from rq.exceptions import InvalidJobOperation
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
+from ..content.versions import status_after_failure
 from ..extensions import db
 from ..logs import event
 from ..models import GenerationTask, Image, utcnow
@@ -59,10 +60,11 @@ def fail_task(task: GenerationTask, error: str = TASK_ERROR) -> None:
     images = db.session.scalars(select(Image).where(Image.task_id == task.id,
                                                      Image.status.in_(HELD_STATUSES))).all()
     for image in images:
-        image.status, image.error, image.task_id = ImageStatus.FAILED, IMAGE_ERROR, None
+        image.status, image.error, image.task_id = status_after_failure(image), IMAGE_ERROR, None
     task.state, task.error, task.finished_at = TaskState.FAILURE, error, utcnow()
     task.completed = db.session.scalar(select(db.func.count()).where(
-        Image.id.in_(task.image_ids), Image.status == ImageStatus.GENERATED)) or 0
+        Image.id.in_(task.image_ids), Image.status == ImageStatus.GENERATED,
+        Image.error.is_(None))) or 0  # a regeneration that failed leaves its image generated, with the error
     task.failed = task.total - task.completed
     db.session.commit()
     summary, items = summary_from_task(task), items_from_db(task)
@@ -101,6 +103,6 @@ def _release_orphans() -> None:
     orphans = db.session.scalars(select(Image).where(Image.status.in_(HELD_STATUSES),
                                                      Image.task_id.in_(ended))).all()
     for image in orphans:
-        image.status, image.error, image.task_id = ImageStatus.FAILED, IMAGE_ERROR, None
+        image.status, image.error, image.task_id = status_after_failure(image), IMAGE_ERROR, None
     if orphans:
         db.session.commit()

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from sqlalchemy import case
 
 from ..extensions import db
 from ..integrations.settings import image_generation_config
@@ -94,9 +95,11 @@ def _enqueue(task: GenerationTask, settings: dict[str, Any]) -> None:
 
 
 def release_task(task: GenerationTask, *, state: str, error: str | None = None, cancelled: bool = False) -> None:
-    """End a task that never ran: its queued images go back to pending."""
+    """End a task that never ran: its queued images go back to pending (generated, when they have a
+    version to show: a regeneration)."""
+    back = case((Image.active_version_id.is_not(None), ImageStatus.GENERATED.value), else_=ImageStatus.PENDING.value)
     db.session.execute(db.update(Image).where(Image.task_id == task.id, Image.status == ImageStatus.QUEUED)
-                       .values(status=ImageStatus.PENDING, task_id=None))
+                       .values(status=back, task_id=None))
     task.state, task.error, task.cancelled, task.finished_at = state, error, cancelled, utcnow()
     db.session.commit()
     summary, items = summary_from_task(task), items_from_db(task)

@@ -19,10 +19,14 @@ class IdConverter(IntegerConverter):
 def register_views(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     from . import (
+        api_content,
         api_docs,
+        api_images,
+        api_output,
         api_settings,
         api_tasks,
         api_writer,
+        article_page,
         auth,
         events,
         health,
@@ -32,8 +36,8 @@ def register_views(app: Flask) -> None:
         settings_pages,
     )
 
-    for module in (auth, pages, settings_pages, api_settings, api_writer, api_tasks, events, modal, health,
-                   api_docs, metrics):
+    for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_content, api_images,
+                   api_output, api_tasks, events, modal, health, api_docs, metrics):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 

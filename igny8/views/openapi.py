@@ -16,70 +16,22 @@ from ..progress.schema import ItemStatus, Outcome
 from ..providers import MODELS, PROVIDERS
 from ..providers.catalog import backgrounds, openai_catalogue
 from ..tasks.requests import MAX_IDS
-
-API = "/api/v1"
-NO_CONTROL = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"  # tab, LF and CR are text; other controls are not
-AIR_ID = "^[a-z0-9_-]{1,40}:[0-9]{1,12}@[0-9]{1,12}$"
-TASK_ID = "^[A-Za-z0-9_-]{1,64}$"
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def obj(properties: dict[str, Any], *, required: tuple[str, ...] | None = None, extra: bool = False,
-        **more: Any) -> dict[str, Any]:
-    """An object schema; every property is required unless ``required`` says otherwise."""
-    return {"type": "object", "properties": properties,
-            "required": list(properties if required is None else required),
-            "additionalProperties": extra, **more}
-
-
-def ok(properties: dict[str, Any], **more: Any) -> dict[str, Any]:
-    """A success body: ``{"success": true, ...}``."""
-    return obj({"success": {"const": True}, **properties}, **more)
-
-
-def text(limit: int, **more: Any) -> dict[str, Any]:
-    return {"type": "string", "maxLength": limit, "pattern": NO_CONTROL, **more}
-
-
-def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def error(description: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/responses/{description}"}
-
-
-def json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def operation(summary: str, responses: dict[str, Any], *, body: dict[str, Any] | None = None,
-              parameters: list[dict[str, Any]] | None = None, public: bool = False) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "operationId": summary.lower().replace(" ", "_").replace("'", ""),
-                          "responses": {**responses, "401": error("Unauthorized")}}
-    if body is not None:
-        # A body request without a Bearer token is a cookie request, which the CSRF check answers 400.
-        op["requestBody"] = body
-        op["responses"].update({"400": error("BadRequest"), "413": error("TooLarge")})
-    if parameters:
-        op["parameters"] = parameters
-    if public:
-        op["security"] = []  # an invalid Bearer token is still refused (401), as everywhere
-    return op
-
-
-def path_task_id() -> dict[str, Any]:
-    return {"name": "task_id", "in": "path", "required": True,
-            "description": "The task id from generate_images (an RQ job id).",
-            "schema": {"type": "string", "pattern": TASK_ID}}
-
+from .openapi_articles import article_paths, article_request_schemas, article_schemas, image_fields, path_id
+from .openapi_parts import (
+    AIR_ID,
+    API,
+    TASK_ID,
+    error,
+    json_body,
+    json_response,
+    nullable,
+    obj,
+    ok,
+    operation,
+    path_task_id,
+    ref,
+    text,
+)
 
 # ---------------------------------------------------------------- components
 
@@ -115,7 +67,7 @@ def schemas() -> dict[str, Any]:
             "model": nullable({"type": "string"}), "placeholder": {"type": "boolean"},
             "attempts": {"type": "integer", "minimum": 0}, "cost": {"type": "number", "minimum": 0},
             "width": nullable({"type": "integer"}), "height": nullable({"type": "integer"}),
-            "format": nullable({"type": "string"}),
+            "format": nullable({"type": "string"}), **image_fields(),
         }),
         "Article": obj({"id": int_id, "title": {"type": "string"}, "status": {"enum": list(CONTENT_STATUSES)},
                         "images": {"type": "array", "items": ref("Image")}}),
@@ -127,6 +79,10 @@ def schemas() -> dict[str, Any]:
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "image_url": url, "error": nullable({"type": "string"}),
         }, extra=True, description="Also carries display hints (phase, thumb_url, placeholder, timestamps)."),
+        "GenerateAnswer": ok({
+            "task_id": {"type": "string", "pattern": TASK_ID}, "existing": {"type": "boolean"},
+            "queue": {"type": "array", "items": ref("ImageQueueItem")},
+            "note": nullable({"type": "string", "description": "Why images were left out (the cap)"})}),
         "ImageResult": obj({"image_id": int_id, "status": {"enum": list(ItemStatus)},
                             "image_url": url,
                             "error": nullable({"type": "string"})}),
@@ -207,6 +163,7 @@ def responses() -> dict[str, Any]:
         "Conflict": json_response("Nothing to do in this state", err),
         "TooLarge": json_response("The body is larger than MAX_CONTENT_LENGTH (1 MiB)", err),
         "Unavailable": json_response("The job queue (Redis) is unavailable; nothing was queued", err),
+        "StoreUnavailable": json_response("An image file could not be read from the media store", err),
     }
 
 
@@ -215,9 +172,7 @@ def responses() -> dict[str, Any]:
 def paths() -> dict[str, Any]:
     config = ok({"config": ref("ImageGenerationConfig")})
     credentials = {"200": json_response("What may leave the server: never the key", ref("Credentials"))}
-    generate = ok({"task_id": {"type": "string", "pattern": TASK_ID}, "existing": {"type": "boolean"},
-                   "queue": {"type": "array", "items": ref("ImageQueueItem")},
-                   "note": nullable({"type": "string", "description": "Why images were left out (the cap)"})})
+    generate = ref("GenerateAnswer")
     by_id = [path_task_id()]
     integrations = f"{API}/system/integrations"
     return {
@@ -244,6 +199,7 @@ def paths() -> dict[str, Any]:
                                      ok(schemas()["Article"]["properties"]))},
                 body=json_body(ref("ArticleCreate"))),
         },
+        **output_paths(),
         f"{API}/writer/images/": {"get": operation("List images", {
             "200": json_response("The account's images", ok({"images": {"type": "array", "items": ref("Image")}})),
             "400": error("BadRequest")}, parameters=[
@@ -271,8 +227,26 @@ def paths() -> dict[str, Any]:
     }
 
 
+def output_paths() -> dict[str, Any]:
+    """The finished article: its HTML, and the ZIP for any CMS."""
+    by_content = [path_id("content_id", "article")]
+    return {
+        f"{API}/writer/content/{{content_id}}/html": {"get": operation("Article HTML", {
+            "200": json_response("The sanitized body with each stored image in a <figure>, placed by the "
+                                 "markers and h2 sections; image URLs under PUBLIC_MEDIA_URL when set",
+                                 ok({"html": {"type": "string"}})),
+            "404": error("NotFound")}, parameters=by_content)},
+        f"{API}/writer/content/{{content_id}}/export.zip": {"get": operation("Article export", {
+            "200": {"description": "article.html (a static page) and the image files under images/",
+                    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+            "404": error("NotFound"), "503": error("StoreUnavailable")}, parameters=by_content)},
+    }
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI document (a fresh dict each call)."""
+    base = schemas()
+    components = {**base, **article_schemas(base), **request_schemas(), **article_request_schemas()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "igny8 Images API", "version": "1",
@@ -282,10 +256,10 @@ def document() -> dict[str, Any]:
                                 "to 1 MiB."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": paths(),
+        "paths": {**paths(), **article_paths(components)},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**schemas(), **request_schemas()},
+            "schemas": components,
             "responses": responses(),
         },
     }

@@ -22,12 +22,16 @@ from ..content.articles import (
     update_article,
     validate_article,
 )
+from ..content.articles import delete_article as remove_article
+from ..content.editing import CONFIRM_FIELD, Row
+from ..content.editing import edit_article as apply_rows
+from ..content.errors import ConflictError
+from ..content.versions import remove_files
 from ..extensions import db
 from ..integrations.settings import image_generation_config
 from ..media.stores import LocalMediaStore, StorageError, check_key, get_store
-from ..models import IMAGE_STATUSES
+from ..models import IMAGE_STATUSES, MAX_DB_ID, Content
 from ..ops.proxy import accel_redirect
-from ..progress.schema import HELD_STATUSES
 from .htmx import render_page
 
 bp = Blueprint("pages", __name__)
@@ -58,15 +62,45 @@ def images() -> ResponseReturnValue:
 
 
 def _form_article() -> dict:
-    prompts = [p for p in request.form.getlist("in_article_prompts")]
-    while prompts and not prompts[-1].strip():
-        prompts.pop()
-    return {
-        "title": request.form.get("title", ""),
-        "html": request.form.get("html", ""),
-        "featured_prompt": request.form.get("featured_prompt", ""),
-        "in_article_prompts": prompts,
-    }
+    """The posted form. A form from the article page carries a row id per in-article prompt
+    (``in_article_ids``, empty for a new row): rows are then renumbered 1..N. A form without
+    them (an older page, a script) keeps the meaning of position = line number."""
+    prompts = request.form.getlist("in_article_prompts")
+    form = {"title": request.form.get("title", ""), "html": request.form.get("html", ""),
+            "featured_prompt": request.form.get("featured_prompt", ""), "in_article_prompts": prompts}
+    if "in_article_ids" not in request.form:
+        while prompts and not prompts[-1].strip():
+            prompts.pop()
+        return form
+    ids = request.form.getlist("in_article_ids")
+    form["rows"] = [Row(_row_id(ids[i] if i < len(ids) else ""), prompt) for i, prompt in enumerate(prompts)]
+    form["confirm_removal"] = request.form.get(CONFIRM_FIELD) == "yes"
+    return form
+
+
+def _row_id(value: str) -> int | None:
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_DB_ID else None
+
+
+def _form_rows(form: dict, content: Content | None) -> list[dict]:
+    """The rows the form shows: each with its image (state, thumbnail) when it has one."""
+    images = {img.id: img for img in content.images} if content else {}
+    if "rows" in form:
+        return [{"id": row.image_id, "prompt": row.prompt, "image": images.get(row.image_id)} for row in form["rows"]]
+    return [{"id": None, "prompt": prompt, "image": None} for prompt in form["in_article_prompts"]]
+
+
+def _render_form(form: dict, errors: dict[str, str], content: Content | None) -> ResponseReturnValue:
+    featured = next((img for img in content.images if img.type == "featured"), None) if content else None
+    return render_template("writer/article_form.html", form=form, errors=errors, content=content,
+                           rows=_form_rows(form, content), featured=featured), 400 if errors else 200
+
+
+def _clean(form: dict) -> dict:
+    """Validated fields; row prompts are validated as the list the API takes."""
+    data = {k: form[k] for k in ("title", "html", "featured_prompt")}
+    data["in_article_prompts"] = [row.prompt for row in form["rows"]] if "rows" in form else form["in_article_prompts"]
+    return validate_article(data)
 
 
 @bp.route("/writer/content/new", methods=["GET", "POST"])
@@ -77,15 +111,17 @@ def new_article() -> ResponseReturnValue:
     if request.method == "POST":
         form = _form_article()
         try:
-            content = create_article(account_id, validate_article(form))
+            clean = _clean(form)
+            if "rows" in form:  # new rows: the non-empty prompts, numbered 1..N
+                clean["in_article_prompts"] = [p for p in clean["in_article_prompts"] if p]
+            content = create_article(account_id, clean)
         except ContentError as exc:
             errors = exc.errors
         else:
             db.session.commit()
             flash(f"Article “{content.title}” created.", "success")
-            return redirect(url_for("pages.images"))
-    return render_template("writer/article_form.html", form=form, errors=errors, content=None), (
-        400 if errors else 200)
+            return redirect(url_for("article.article", content_id=content.id))
+    return _render_form(form, errors, None)
 
 
 @bp.route("/writer/content/<id:content_id>/edit", methods=["GET", "POST"])
@@ -93,38 +129,48 @@ def new_article() -> ResponseReturnValue:
 def edit_article(content_id: int) -> ResponseReturnValue:
     content = get_content(current_account_id(), content_id)
     errors: dict[str, str] = {}
-    if request.method == "POST":
-        form = _form_article()
-        try:
-            update_article(content, validate_article(form))
-        except ContentError as exc:
-            errors = exc.errors
-        else:
-            db.session.commit()
-            flash(f"Article “{content.title}” saved.", "success")
-            return redirect(url_for("pages.images"))
-    else:
-        by_key = {(img.type, img.position): img.prompt for img in content.images}
-        last = max([img.position for img in content.images if img.type == "in_article"] or [0])
-        form = {
-            "title": content.title, "html": content.html,
-            "featured_prompt": by_key.get(("featured", 0), ""),
-            "in_article_prompts": [by_key.get(("in_article", i), "") for i in range(1, last + 2)],
-        }
-    return render_template("writer/article_form.html", form=form, errors=errors, content=content), (
-        400 if errors else 200)
+    if request.method == "GET":
+        return _render_form(_stored_form(content), errors, content)
+    form = _form_article()
+    try:
+        removed_keys = _apply(content, form)
+    except ContentError as exc:
+        db.session.rollback()
+        return _render_form(form, exc.errors, content)
+    db.session.commit()
+    remove_files(removed_keys, account_id=content.account_id)
+    flash(f"Article “{content.title}” saved.", "success")
+    return redirect(url_for("article.article", content_id=content.id))
+
+
+def _apply(content: Content, form: dict) -> list[str]:
+    clean = _clean(form)
+    if "rows" not in form:
+        update_article(content, clean)
+        return []
+    return apply_rows(content, clean, form["rows"], form["confirm_removal"])
+
+
+def _stored_form(content: Content) -> dict:
+    featured = next((img.prompt for img in content.images if img.type == "featured"), "")
+    rows = [Row(img.id, img.prompt) for img in sorted(content.images, key=lambda i: i.position)
+            if img.type == "in_article"]
+    return {"title": content.title, "html": content.html, "featured_prompt": featured, "rows": rows,
+            "confirm_removal": False}
 
 
 @bp.post("/writer/content/<id:content_id>/delete")
 @login_required
 def delete_article(content_id: int) -> ResponseReturnValue:
+    """Delete the article, its images, their versions and files (``content.articles.delete_article``)."""
     content = get_content(current_account_id(), content_id)
-    if any(img.status in HELD_STATUSES for img in content.images):
-        flash("This article's images are being generated; wait until they finish.", "error")
+    title = content.title
+    try:
+        remove_article(content)  # its images, their versions and files; refused while a task holds one
+    except ConflictError as exc:
+        flash(exc.message, "error")
         return redirect(url_for("pages.images"))
-    db.session.delete(content)
-    db.session.commit()
-    flash(f"Article “{content.title}” deleted.", "success")
+    flash(f"Article “{title}” deleted.", "success")
     return redirect(url_for("pages.images"))
 
 

@@ -3,6 +3,8 @@
  *    the page, then post the generate request and swap in the live view (htmx SSE).
  * 2. Ease each bar toward its next phase over the measured expected duration; never backwards.
  * 3. Dialog behaviour: focus kept inside, Esc closes, confirm before destructive submits.
+ * 4. The article page: Regenerate opens the same modal; Copy HTML. (The article form's prompt
+ *    rows are in prompt_rows.js.)
  */
 (function () {
   "use strict";
@@ -28,6 +30,18 @@
     return table ? window.location.pathname + window.location.search : null;
   }
 
+  // What a finished batch changes on this page: the Images list, or the article page's area.
+  function refreshPage() {
+    if (!window.htmx) return;
+    var url = imagesUrl();
+    var area = document.querySelector("[data-refresh-url]");
+    if (url) {
+      htmx.ajax("GET", url, {target: "#images-table", swap: "outerHTML"});
+    } else if (area) {
+      htmx.ajax("GET", area.getAttribute("data-refresh-url"), {target: "#" + area.id, swap: "outerHTML"});
+    }
+  }
+
   // ---------------------------------------------------------------- the modal
 
   function showModal(node) {
@@ -51,10 +65,7 @@
     openModal = null;
     document.body.classList.remove("modal-open");
     if (lastFocus && lastFocus.focus) lastFocus.focus();
-    var url = imagesUrl();
-    if (refresh !== false && url && window.htmx) {
-      htmx.ajax("GET", url, {target: "#images-table", swap: "outerHTML"});
-    }
+    if (refresh !== false) refreshPage();
   }
 
   function liveView(taskId, url) {
@@ -101,9 +112,9 @@
     openModal.querySelectorAll(".queue-item").forEach(function (li) { li.classList.add("failed"); });
   }
 
-  function generate(body) {
+  function generate(body, url) {
     if (window.performance && performance.mark) performance.mark("igny8-generate-request");
-    return fetch(appUrl("generate"), {
+    return fetch(url || appUrl("generate"), {
       method: "POST",
       credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken(), "Accept": "application/json"},
@@ -126,7 +137,8 @@
   }
 
   document.addEventListener("click", function (event) {
-    var target = event.target.closest("[data-generate], [data-view-task], [data-close-modal], [data-retry-ids], [data-cancel-task]");
+    var target = event.target.closest("[data-generate], [data-view-task], [data-close-modal], [data-retry-ids], " +
+                                      "[data-cancel-task], [data-regenerate], [data-copy-html]");
     if (!target) {
       if (openModal && event.target === openModal && openModal.querySelector("[data-finished]")) closeModal();
       return;
@@ -136,6 +148,15 @@
       if (!template) return;
       startBatch({content_id: Number(target.getAttribute("data-generate"))},
                  template.content.firstElementChild.cloneNode(true));
+    } else if (target.hasAttribute("data-regenerate")) {
+      var prompt = document.getElementById(target.getAttribute("data-prompt"));
+      var preview = document.getElementById(target.getAttribute("data-template"));
+      showModal(preview.content.firstElementChild.cloneNode(true));
+      generate(prompt && prompt.value.trim() ? {prompt: prompt.value} : {}, target.getAttribute("data-url"))
+        .then(function (data) { return liveView(data.task_id); })
+        .catch(function (err) { showError(err.message || "Could not reach the server. Please try again."); });
+    } else if (target.hasAttribute("data-copy-html")) {
+      copyHtml(target);
     } else if (target.hasAttribute("data-view-task")) {
       showModal(loadingShell());
       liveView(target.getAttribute("data-view-task"), target.getAttribute("data-url"));
@@ -156,6 +177,17 @@
       });
     }
   });
+
+  // Copy HTML: the body of GET …/html, as the API answers it, to the clipboard.
+  function copyHtml(button) {
+    var status = document.querySelector("[data-copy-status]");
+    function say(text) { if (status) status.textContent = text; }
+    fetch(button.getAttribute("data-url"), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) { return response.json(); })
+      .then(function (data) { return navigator.clipboard.writeText(data.html); })
+      .then(function () { button.textContent = "Copied"; say("Copied the article's HTML."); })
+      .catch(function () { say("Could not copy: your browser refused access to the clipboard."); });
+  }
 
   document.addEventListener("keydown", function (event) {
     if (!openModal) return;
@@ -247,7 +279,11 @@
     });
   }
 
-  document.addEventListener("htmx:sseMessage", tick);
+  document.addEventListener("htmx:sseMessage", function (event) {
+    // The batch ended: the article page shows its images at once (the Images list waits for Close).
+    if (event.detail && event.detail.type === "done" && document.querySelector("[data-refresh-url]")) refreshPage();
+    tick();
+  });
   document.addEventListener("htmx:afterSwap", tick);
   window.igny8 = {closeModal: closeModal, shown: shown};
 })();
