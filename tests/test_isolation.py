@@ -132,12 +132,12 @@ def _intruders_writes_land_in_its_own_account(probe: RouteProbe, api: dict, form
 
 
 def _queue_dashboard_refuses_an_admin_who_is_no_operator(probe: RouteProbe, tid: str, form: dict) -> None:
-    """The operators' queue dashboard: every route, 403 for an account admin who is not an operator."""
+    """The operators' queue dashboard and metrics: every route, 403 for an account admin who is not an operator."""
     for path in ("/rq/", "/rq/0/", "/rq/0/view", "/rq/0/view/queues", "/rq/0/view/workers", "/rq/0/view/jobs",
                  f"/rq/0/view/job/{tid}", "/rq/0/view/jobs/images/queued/10/asc/1", "/rq/0/data/queues.json",
                  "/rq/0/data/workers.json", f"/rq/0/data/job/{tid}.json",
                  "/rq/0/data/jobs/images/finished/10/asc/1.json",
-                 "/rq/favicon.ico", "/rq/static/css/bootstrap.min.css", "/rq/requeue/images"):
+                 "/rq/favicon.ico", "/rq/static/css/bootstrap.min.css", "/rq/requeue/images", "/metrics"):
         probe.ask("GET", path, {403}, follow_redirects=True)
     for path in (f"/rq/job/{tid}/delete", f"/rq/job/{tid}/requeue", "/rq/queue/images/finished/empty",
                  "/rq/queue/images/compact", "/rq/requeue/images"):
