@@ -1,58 +1,17 @@
-"""Typed SQLAlchemy 2.0 models. Every row that belongs to a customer carries ``account_id``."""
+"""Articles, their images and every stored version of an image."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
-from sqlalchemy import false as sa_false
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .content.alt_text import alt_text_of
-from .content.totals import install_triggers
-from .extensions import db
-from .progress.schema import RUNNING_STATES, ImageStatus, TaskState
-
-IMAGE_STATUSES = tuple(ImageStatus)
-IMAGE_TYPES = ("featured", "in_article")
-TASK_STATES = tuple(TaskState)
-# Ids are INTEGER columns: PostgreSQL refuses a larger number in a query ("integer out of range"),
-# so a bigger id can only be a caller's mistake, answered 400 or 404 before any query.
-MAX_DB_ID = 2**31 - 1
-INTEGRATION_TYPES = ("image_generation", "openai", "runware")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-class Account(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    users: Mapped[list[User]] = relationship(back_populates="account")
-
-
-class User(UserMixin, db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
-    email: Mapped[str] = mapped_column(String(255), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    # Manages the account's users, settings and provider keys.
-    is_admin: Mapped[bool] = mapped_column(default=False)
-    # Platform staff, apart from account admins: the queue dashboard (/rq) and /metrics show every
-    # account's work, so they are for operators only.
-    is_operator: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
-    # Only the SHA-256 of the personal API token is kept; the token is shown once.
-    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    api_token_hint: Mapped[str | None] = mapped_column(String(16))
-    api_token_created_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    account: Mapped[Account] = relationship(back_populates="users")
+from ..content.alt_text import alt_text_of
+from ..extensions import db
+from ..progress.schema import ImageStatus
+from .base import utcnow
 
 
 class Content(db.Model):
@@ -199,71 +158,3 @@ class ImageVersion(db.Model):
             "created_at": self.created_at.replace(tzinfo=UTC).isoformat(),  # stored as naive UTC
             "active": active,
         }
-
-
-class IntegrationSettings(db.Model):
-    __table_args__ = (UniqueConstraint("account_id", "integration_type", name="uq_integration"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
-    integration_type: Mapped[str] = mapped_column(String(30))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Fernet token of the provider API key; never decrypted outside the worker/provider call.
-    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
-    key_hint: Mapped[str | None] = mapped_column(String(16))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class PromptTemplate(db.Model):
-    """An account's override (``account_id`` set) or the default (``account_id`` NULL)."""
-
-    __table_args__ = (UniqueConstraint("account_id", "prompt_type", name="uq_prompt_template"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
-    prompt_type: Mapped[str] = mapped_column(String(40))
-    template: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class GenerationTask(db.Model):
-    __table_args__ = (Index("ix_generation_task_account_created", "account_id", "created_at"),)
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
-    content_id: Mapped[int | None] = mapped_column(ForeignKey("content.id"), index=True)
-    image_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
-    state: Mapped[str] = mapped_column(String(20), default=TaskState.PENDING, index=True)
-    total: Mapped[int] = mapped_column(default=0)
-    completed: Mapped[int] = mapped_column(default=0)
-    failed: Mapped[int] = mapped_column(default=0)
-    cancelled: Mapped[bool] = mapped_column(default=False)
-    cost: Mapped[float] = mapped_column(default=0.0)
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[datetime | None]
-    # Written every few seconds by the running job; a stale heartbeat means its worker died.
-    heartbeat_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
-
-    content: Mapped[Content | None] = relationship()
-
-    @property
-    def running(self) -> bool:
-        return self.state in RUNNING_STATES
-
-
-class AccountTotals(db.Model):
-    """An account's totals, kept by database triggers (``content/totals.py``): never written by
-    the application, read in one lookup however large the library."""
-
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
-    articles: Mapped[int] = mapped_column(default=0)
-    generated: Mapped[int] = mapped_column(default=0)
-    failed: Mapped[int] = mapped_column(default=0)
-    cost: Mapped[float] = mapped_column(default=0.0)
-
-
-@event.listens_for(db.metadata, "after_create")
-def _install_totals_triggers(_target: Any, connection: Any, **_kw: Any) -> None:
-    install_triggers(connection)
