@@ -24,6 +24,7 @@ from igny8.extensions import db
 from igny8.redis_client import get_rq_redis
 from igny8.tasks.jobs import IMAGES_QUEUE, MAINTENANCE_QUEUE, schedule_sweep
 from igny8.tasks.reconcile import reconcile
+from igny8.webhooks.delivery import WEBHOOKS_QUEUE
 
 WORKER_TTL = 25
 
@@ -124,7 +125,7 @@ def main() -> int:
     db.session.remove()
     db.engine.dispose()  # forked work-horses must not share the parent's connections
     name = f"igny8-{socket.gethostname()}-{os.getpid()}"
-    queues = [Queue(IMAGES_QUEUE, connection=connection), Queue(MAINTENANCE_QUEUE, connection=connection)]
+    queues = [Queue(name, connection=connection) for name in (IMAGES_QUEUE, WEBHOOKS_QUEUE, MAINTENANCE_QUEUE)]
     log.info("worker_start name=%s queues=%s redis=%s database=%s reconciled=%d", name,
              ",".join(q.name for q in queues), connection.connection_pool.connection_kwargs.get("port"),
              db.engine.url.render_as_string(hide_password=True), len(failed))

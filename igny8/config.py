@@ -67,6 +67,11 @@ class Config:
     ALLOWED_HTTP_HOSTS: tuple[str, ...] = ()
     # A download from such a URL larger than this many megabytes is refused while streaming.
     MAX_DOWNLOAD_MB: float = 50.0
+    # Seconds one webhook delivery attempt may take (connect, send, the answer's status line).
+    WEBHOOK_TIMEOUT: float = 10.0
+    # Seconds before each retry of a delivery that got no 2xx (comma-separated in the environment):
+    # 6 tries over about 10 minutes by default.
+    WEBHOOK_RETRY_INTERVALS: tuple[float, ...] = (30.0, 60.0, 120.0, 180.0, 240.0)
     # Redis keys of a finished task live this long; the database keeps the outcome after.
     PROGRESS_TTL: int = 24 * 3600
     # A running task whose heartbeat is older than this is considered dead (worker killed).
@@ -116,9 +121,12 @@ class Config:
             config["ALLOWED_HTTP_HOSTS"] = tuple(h.strip().lower() for h in os.environ["ALLOWED_HTTP_HOSTS"].split(",")
                                                  if h.strip())
         for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT", "MAX_DOWNLOAD_MB", "STREAM_AUTH_RECHECK_SECONDS",
-                     "STREAM_OUTAGE_SECONDS"):
+                     "STREAM_OUTAGE_SECONDS", "WEBHOOK_TIMEOUT"):
             if os.environ.get(name):
                 config[name] = float(os.environ[name])
+        if os.environ.get("WEBHOOK_RETRY_INTERVALS"):
+            config["WEBHOOK_RETRY_INTERVALS"] = tuple(float(v) for v in os.environ["WEBHOOK_RETRY_INTERVALS"].split(",")
+                                                      if v.strip())
         if os.environ.get("TRUSTED_PROXY_HOPS"):
             config["TRUSTED_PROXY_HOPS"] = int(os.environ["TRUSTED_PROXY_HOPS"])
         config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)

@@ -21,8 +21,9 @@ from tests.support.accounts import Accounts, AuthActions
 from tests.support.processes import LiveServer, WorkerProcess
 from tests.support.writer import Writer
 
-# Fixture modules: fake_openai and fake_runware (provider doubles), image_host (where image URLs point).
-pytest_plugins = ["tests.support.provider_servers", "tests.support.url_servers"]
+# Fixture modules: fake_openai and fake_runware (provider doubles), image_host (where image URLs point),
+# webhook_receiver (an account's webhook endpoint).
+pytest_plugins = ["tests.support.provider_servers", "tests.support.url_servers", "tests.support.webhook_receiver"]
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,15 @@ from .base import MAX_DB_ID, utcnow
 from .content import Content, Image, ImageVersion
 from .settings import IntegrationSettings, PromptTemplate
 from .tasks import AccountTotals, GenerationTask
+from .webhooks import DELIVERY_STATES, WebhookDelivery
 
 IMAGE_STATUSES = tuple(ImageStatus)
 IMAGE_TYPES = ("featured", "in_article")
 TASK_STATES = tuple(TaskState)
-INTEGRATION_TYPES = ("image_generation", "openai", "runware")
+INTEGRATION_TYPES = ("image_generation", "openai", "runware", "webhook")
 
 __all__ = [
     "IMAGE_STATUSES", "IMAGE_TYPES", "INTEGRATION_TYPES", "MAX_DB_ID", "TASK_STATES", "Account", "AccountTotals",
-    "Content", "GenerationTask", "Image", "ImageVersion", "IntegrationSettings", "PromptTemplate", "User", "utcnow",
+    "Content", "DELIVERY_STATES", "GenerationTask", "Image", "ImageVersion", "IntegrationSettings", "PromptTemplate",
+    "User", "WebhookDelivery", "utcnow",
 ]

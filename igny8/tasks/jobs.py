@@ -26,13 +26,15 @@ def process_image_generation_queue(task_id: str) -> dict[str, Any]:
 def reconcile_stuck_work() -> dict[str, Any]:
     """The periodic sweep: fail what a dead worker left behind, then schedule the next sweep."""
     from ..redis_client import get_rq_redis
+    from ..webhooks.delivery import resume_pending
     from .reconcile import reconcile
 
     failed = reconcile()
+    resumed = resume_pending()
     connection = get_rq_redis()
     connection.delete(SWEEP_LOCK)
     schedule_sweep(connection, current_app.config["RECONCILE_INTERVAL"])
-    return {"failed_tasks": failed}
+    return {"failed_tasks": failed, "webhooks_resumed": resumed}
 
 
 def schedule_sweep(connection: Redis, every: int) -> bool:

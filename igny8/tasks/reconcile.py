@@ -24,6 +24,7 @@ from ..logs import event
 from ..models import GenerationTask, Image, utcnow
 from ..progress.schema import FINAL_STATES, HELD_STATUSES, RUNNING_STATES, ImageStatus, TaskState
 from ..redis_client import get_rq_redis
+from .announce import announce_finished
 from .readout import items_from_db, progress_store, result_body, summary_from_task
 
 TASK_ERROR = "The worker running this batch stopped (killed or out of memory) before it finished."
@@ -73,6 +74,7 @@ def fail_task(task: GenerationTask, error: str = TASK_ERROR) -> None:
         store.write_image(task.id, item)
     store.finish_task(summary, result_body(summary, items))
     event("task_reconciled", level=30, account=task.account_id, task=task.id, images_failed=len(images))
+    announce_finished(task)
 
 
 def reconcile(task: GenerationTask | None = None) -> list[str]:

@@ -47,6 +47,7 @@ from ..providers.ratelimit import DEFAULT_LIMITS, RateLimiter
 from ..redis_client import get_redis
 from ..text import plain
 from . import outcomes
+from .announce import announce_finished
 from .attempts import CallLog, ImageFailed, generate_with_retries
 from .live import LiveTask
 from .readout import items_from_db, progress_store, result_body, summary_from_task
@@ -289,4 +290,5 @@ class TaskRunner:
         event("task_finished", account=self.account_id, task=self.task_id, state=task.state,
               outcome=summary.outcome, completed=task.completed, failed=task.failed, cancelled=cancelled,
               cost=f"{task.cost:.4f}")
+        announce_finished(task)
         return result

@@ -20,6 +20,7 @@ from ..models import GenerationTask, Image, utcnow
 from ..progress.schema import QUEUED, ImageStatus, ItemStatus, QueueItem, TaskState
 from ..redis_client import get_rq_redis
 from ..text import inert
+from .announce import announce_finished
 from .attempts import MAX_ATTEMPTS
 from .jobs import IMAGES_QUEUE, process_image_generation_queue
 from .readout import items_from_db, progress_store, result_body, summary_from_task
@@ -107,6 +108,7 @@ def release_task(task: GenerationTask, *, state: str, error: str | None = None, 
         progress_store().finish_task(summary, result_body(summary, items))
     except RedisError:
         pass
+    announce_finished(task)
 
 
 def cancel_task(task: GenerationTask) -> None:

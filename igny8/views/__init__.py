@@ -25,6 +25,7 @@ def register_views(app: Flask) -> None:
         api_output,
         api_settings,
         api_tasks,
+        api_webhooks,
         api_writer,
         article_page,
         auth,
@@ -36,8 +37,8 @@ def register_views(app: Flask) -> None:
         settings_pages,
     )
 
-    for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_content, api_images,
-                   api_output, api_tasks, events, modal, health, api_docs, metrics):
+    for module in (auth, pages, article_page, settings_pages, api_settings, api_webhooks, api_writer, api_content,
+                   api_images, api_output, api_tasks, events, modal, health, api_docs, metrics):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 

@@ -28,6 +28,8 @@ from ..integrations.settings import (
 from ..logs import event
 from ..providers import DEFAULT_MODELS, MODELS, PROVIDERS
 from ..providers.catalog import backgrounds, openai_catalogue
+from ..webhooks.deliveries import list_deliveries
+from ..webhooks.settings import save_webhook, webhook_public
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -43,6 +45,7 @@ def _render_integrations(errors: dict[str, dict[str, str]] | None = None, status
         image_types=IMAGE_TYPES, formats=IMAGE_FORMATS, max_in_article=MAX_IN_ARTICLE_LIMIT,
         max_concurrency=MAX_CONCURRENCY, max_partial_images=MAX_PARTIAL_IMAGES, errors=errors or {},
         qualities=openai_catalogue()["qualities"], backgrounds=backgrounds(),
+        webhook=webhook_public(account_id), deliveries=list_deliveries(account_id, 1, 20)[0],
     ), status
 
 
@@ -78,6 +81,33 @@ def save_image_generation_form() -> ResponseReturnValue:
     db.session.commit()
     event("settings_saved", account=account_id, integration="image_generation")
     flash("Image generation settings saved.", "success")
+    return redirect(url_for("settings.integrations"))
+
+
+@bp.post("/integrations/webhook")
+@login_required
+def save_webhook_form() -> ResponseReturnValue:
+    """The webhook form: a new URL and/or secret (an empty secret field keeps the saved one), or
+    "Remove the webhook"."""
+    require_account_admin()
+    account_id = current_account_id()
+    form = request.form
+    changes: dict[str, Any] = {}
+    if form.get("remove_webhook") == "on":
+        changes["url"] = None
+    else:
+        if form.get("url", "").strip() != (webhook_public(account_id)["url"] or ""):
+            changes["url"] = form.get("url", "").strip() or None
+        if form.get("secret", "").strip():
+            changes["secret"] = form["secret"].strip()
+    try:
+        save_webhook(account_id, changes)
+    except SettingsError as exc:
+        flash("Webhook settings were not saved; see the messages below.", "error")
+        return _render_integrations({"webhook": exc.errors}, 400)
+    db.session.commit()
+    event("webhook_saved", account=account_id, configured=webhook_public(account_id)["configured"])
+    flash("Webhook settings saved.", "success")
     return redirect(url_for("settings.integrations"))
 
 
