@@ -25,10 +25,11 @@ IMAGES = "/api/v1/writer/images/"
 GENERATE = "/api/v1/writer/images/generate_images/"
 SETTINGS = "/api/v1/system/integrations/image_generation/"
 OPENAI = "/api/v1/system/integrations/openai/"
+WEBHOOK = "/api/v1/system/integrations/webhook/"
 PROGRESS = "/api/v1/system/settings/task_progress/{task_id}/"
 EVENTS = "/api/v1/tasks/{task_id}/events"
 CANCEL = "/api/v1/tasks/{task_id}/cancel"
-BODY_ENDPOINTS = [("POST", CONTENT), ("POST", GENERATE), ("PUT", SETTINGS), ("PUT", OPENAI)]
+BODY_ENDPOINTS = [("POST", CONTENT), ("POST", GENERATE), ("PUT", SETTINGS), ("PUT", OPENAI), ("PUT", WEBHOOK)]
 
 
 class CurrentApp:
@@ -194,6 +195,8 @@ def test_malformed_json_answers_400_and_writes_nothing(app, client, acme, articl
      {"max_in_article_images", "desktop_enabled", "provider", "concurrency"}),
     (SETTINGS, {"model": None}, {"model"}),
     (OPENAI, {"api_key": 12345678, "model": ["gpt-image-2"]}, {"api_key", "model"}),
+    (WEBHOOK, {"url": 5, "secret": 1234567890123456, "events": []}, {"url", "secret", "events"}),
+    (WEBHOOK, {"url": "https://10.0.0.1/hook", "secret": "x" * 401}, {"url", "secret"}),
 ])
 def test_wrong_types_answer_400_with_per_field_errors(app, client, acme, articles, url, body, fields):
     before = db_state(app)

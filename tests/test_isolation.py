@@ -13,10 +13,13 @@ from flask.testing import FlaskClient
 from werkzeug.routing import RequestRedirect
 
 from tests.support.accounts import Accounts
+from tests.support.waiting import wait_for
 from tests.support.writer import GENERATE, SETTINGS, Writer
 
 SECRET_TITLE = "Globex confidential launch"
 SECRET_PROMPT = "Globex prototype under a tarp"
+WEBHOOK = "/api/v1/system/integrations/webhook/"
+WEBHOOK_SECRET = "globex-webhook-secret-0123456789"
 
 
 def media_status(client: FlaskClient, key: str, who: dict) -> int:
@@ -27,6 +30,10 @@ def media_status(client: FlaskClient, key: str, who: dict) -> int:
 def _globex_work(globex: Writer) -> dict:
     """Globex's article, its generated images (files on disk) and the finished task."""
     globex.configure(provider="local", model="placeholder", max_in_article_images=1)
+    hook_url = "http://127.0.0.1:9/globex-confidential-hook"  # listed here, so it saves; the worker refuses it
+    globex.client.application.config["ALLOWED_HTTP_HOSTS"] = ("127.0.0.1:9",)
+    saved = globex.client.put(WEBHOOK, json={"url": hook_url, "secret": WEBHOOK_SECRET}, headers=globex.headers)
+    assert saved.status_code == 200, saved.json
     content = globex.article(in_article=1, title=SECRET_TITLE)
     globex.write(f"{SECRET_TITLE} 2", featured_prompt=SECRET_PROMPT)
     task_id = globex.generate(content)
@@ -35,9 +42,12 @@ def _globex_work(globex: Writer) -> dict:
     keys = [url.removeprefix("/media/") for row in rows for url in (row["image_url"], row["mobile_url"]) if url]
     assert keys and all(media_status(globex.client, key, globex.who) == 200 for key in keys)
     detail = globex.client.get(f"/api/v1/writer/images/{rows[0]['id']}/", headers=globex.headers).json
+    [delivery] = wait_for(lambda: globex.client.get(f"{WEBHOOK}deliveries", headers=globex.headers)
+                          .json["deliveries"], message="the task.finished delivery")
     return {"content_id": content["id"], "image_ids": [row["id"] for row in rows], "task_id": task_id,
             "version_id": detail["versions"][0]["id"], "image": detail,
-            "media": keys, "secrets": [SECRET_TITLE, SECRET_PROMPT, task_id, *keys]}
+            "media": keys, "secrets": [SECRET_TITLE, SECRET_PROMPT, task_id, *keys, hook_url, WEBHOOK_SECRET,
+                                       delivery["delivery"]]}
 
 
 class RouteProbe:
@@ -113,7 +123,8 @@ def _intruders_own_lists_and_pages_show_nothing_of_globex(probe: RouteProbe, api
                  "/settings/api-token"):
         probe.ask("GET", path, {200, 302}, follow_redirects=True)
     for path in ("/api/v1/writer/content/", "/api/v1/writer/images/", SETTINGS,
-                 "/api/v1/system/integrations/openai/", "/api/v1/system/integrations/runware/"):
+                 "/api/v1/system/integrations/openai/", "/api/v1/system/integrations/runware/", WEBHOOK,
+                 f"{WEBHOOK}deliveries", f"{WEBHOOK}deliveries?page=1&per_page=100"):
         probe.ask("GET", path, {200}, headers=api)
 
 
@@ -127,6 +138,8 @@ def _intruders_writes_land_in_its_own_account(probe: RouteProbe, api: dict, form
         data={**form, "provider": "local", "model": "placeholder", "image_type": "realistic",
               "max_in_article_images": "3", "image_format": "webp", "desktop_enabled": "on"})
     ask("POST", "/settings/integrations/openai", {200, 302}, data={**form, "api_key": "", "model": "gpt-image-2"})
+    ask("PUT", WEBHOOK, {200}, headers=api, json={"url": None})
+    ask("POST", "/settings/integrations/webhook", {200, 302}, data={**form, "remove_webhook": "on"})
     ask("POST", "/settings/api-token", {200, 302}, data=form)
     ask("POST", "/settings/api-token/revoke", {200, 302}, data=form)
 
@@ -160,6 +173,9 @@ def _globex_data_is_as_it_was(globex: Writer, work: dict) -> None:
     image = globex.client.get(f"/api/v1/writer/images/{work['image_ids'][0]}/", headers=globex.headers).json
     assert image == work["image"], "prompt, alt text, caption and versions as they were"
     assert len(globex.images(work["content_id"])) == 2
+    hook = globex.client.get(WEBHOOK, headers=globex.headers).json
+    assert hook["configured"] is True and hook["url"].endswith("/globex-confidential-hook")
+    assert len(globex.client.get(f"{WEBHOOK}deliveries", headers=globex.headers).json["deliveries"]) == 1
 
 
 def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask, client: FlaskClient,

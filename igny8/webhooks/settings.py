@@ -79,7 +79,7 @@ def _validate(row: IntegrationSettings | None, changes: Any) -> dict[str, str]:
             errors["url"] = f"A URL is up to {MAX_URL} printable characters without spaces (https://…)."
         elif problem := url_problem(url, current_app.config.get("ALLOWED_HTTP_HOSTS", ())):
             errors["url"] = problem
-    if "secret" in changes and not clearing and (not isinstance(secret, str) or not _SECRET.match(secret)):
+    if "secret" in changes and (not isinstance(secret, str) or not _SECRET.match(secret)):
         errors["secret"] = "A secret is 16 to 400 printable characters without spaces."
     has_secret = bool(row and row.api_key_encrypted)
     if "url" in changes and not clearing and "secret" not in changes and not has_secret:
