@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 
+from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue, Worker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -21,6 +22,7 @@ from rq.scheduler import RQScheduler
 
 from igny8 import create_app
 from igny8.extensions import db
+from igny8.ops.forks import supervise
 from igny8.redis_client import get_rq_redis
 from igny8.tasks.jobs import IMAGES_QUEUE, MAINTENANCE_QUEUE, schedule_sweep
 from igny8.tasks.reconcile import reconcile
@@ -107,7 +109,8 @@ class Igny8Worker(Worker):
 
 
 def main() -> int:
-    # Metrics: this worker's work-horses (one per batch, one after another) count under its id.
+    # Metrics: this worker's work-horses (one per batch, one after another) count under its id;
+    # with WORKER_PROCESSES > 1, each forked worker loop under its own (igny8/ops/forks.py).
     os.environ["IGNY8_METRICS_ID"] = str(os.getpid())
     app = create_app()
     app.app_context().push()
@@ -126,9 +129,19 @@ def main() -> int:
     db.engine.dispose()  # forked work-horses must not share the parent's connections
     name = f"igny8-{socket.gethostname()}-{os.getpid()}"
     queues = [Queue(name, connection=connection) for name in (IMAGES_QUEUE, WEBHOOKS_QUEUE, MAINTENANCE_QUEUE)]
-    log.info("worker_start name=%s queues=%s redis=%s database=%s reconciled=%d", name,
-             ",".join(q.name for q in queues), connection.connection_pool.connection_kwargs.get("port"),
+    processes = max(1, int(app.config["WORKER_PROCESSES"]))
+    log.info("worker_start name=%s queues=%s processes=%d redis=%s database=%s reconciled=%d", name,
+             ",".join(q.name for q in queues), processes, connection.connection_pool.connection_kwargs.get("port"),
              db.engine.url.render_as_string(hide_password=True), len(failed))
+    if processes == 1:
+        return serve(app, name, queues)
+    return supervise(processes, lambda index: serve(app, f"{name}.{index}", queues))
+
+
+def serve(app: Flask, name: str, queues: list[Queue]) -> int:
+    """One RQ worker loop (restarted when RQ's loop ends on an error) until told to stop."""
+    log = logging.getLogger("igny8.worker")
+    connection = queues[0].connection
     restarts = 0
     while True:
         # RQ's work loop quits on a Redis error it does not expect (a restart mid-maintenance);

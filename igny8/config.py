@@ -72,6 +72,9 @@ class Config:
     # Seconds before each retry of a delivery that got no 2xx (comma-separated in the environment):
     # 6 tries over about 10 minutes by default.
     WEBHOOK_RETRY_INTERVALS: tuple[float, ...] = (30.0, 60.0, 120.0, 180.0, 240.0)
+    # RQ worker loops one `worker.py` runs (forked after the app is loaded, sharing its memory
+    # copy-on-write): each runs one batch at a time. See bench/capacity.py and docs/production.md.
+    WORKER_PROCESSES: int = 1
     # Redis keys of a finished task live this long; the database keeps the outcome after.
     PROGRESS_TTL: int = 24 * 3600
     # A running task whose heartbeat is older than this is considered dead (worker killed).
@@ -127,6 +130,8 @@ class Config:
         if os.environ.get("WEBHOOK_RETRY_INTERVALS"):
             config["WEBHOOK_RETRY_INTERVALS"] = tuple(float(v) for v in os.environ["WEBHOOK_RETRY_INTERVALS"].split(",")
                                                       if v.strip())
+        if os.environ.get("WORKER_PROCESSES"):
+            config["WORKER_PROCESSES"] = int(os.environ["WORKER_PROCESSES"])
         if os.environ.get("TRUSTED_PROXY_HOPS"):
             config["TRUSTED_PROXY_HOPS"] = int(os.environ["TRUSTED_PROXY_HOPS"])
         config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)
