@@ -5,11 +5,12 @@
    its URL is written to instance/redis.url for `flask` commands run in other terminals.
 2. The database: `flask db upgrade` (SQLite under instance/ unless DATABASE_URL says otherwise),
    then `flask seed-demo` (idempotent). Either failing stops the script with its output.
-3. gunicorn (gevent) on 127.0.0.1:$PORT (default 5000) and one RQ worker (`worker.py`), with the
-   same environment, supervised: a child that dies on its own is started again after 1, 2, 4 …
-   30 s (back to 1 s once it ran fine for 60 s) while the other keeps serving. The URL and demo
-   login are printed once /healthz answers 200 (web and worker up). Ctrl-C or SIGTERM stops them
-   (SIGTERM, up to 10 s, then SIGKILL; no restarts then), then the private Redis, and exits 0.
+3. gunicorn (gevent) on 127.0.0.1:$PORT (default 5000) and one `worker.py` (4 RQ worker loops,
+   WORKER_PROCESSES), with the same environment, supervised: a child that dies on its own is
+   started again after 1, 2, 4 … 30 s (back to 1 s once it ran fine for 60 s) while the other
+   keeps serving. The URL and demo login are printed once /healthz answers 200 (web and worker
+   up). Ctrl-C or SIGTERM stops them (SIGTERM, up to 10 s, then SIGKILL; no restarts then), then
+   the private Redis, and exits 0.
 
 Children run in their own sessions so a Ctrl-C reaches only this script, which stops them in
 order: web and worker first, Redis last.
@@ -236,6 +237,7 @@ def main() -> int:
     env = dict(os.environ, PORT=port, PYTHONUNBUFFERED="1", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     INSTANCE.mkdir(parents=True, exist_ok=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(INSTANCE / "metrics"))  # /metrics counts web and worker
+    env.setdefault("WORKER_PROCESSES", "4")  # four batches at once from the one worker.py (igny8/ops/forks.py)
     shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)  # counts start at zero with the run
     Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -36,6 +36,16 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def descendants_of(pid: int) -> list[int]:
+    """Children, their children and so on (from /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        for child in children_of(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 class WorkerProcess:
     """A real ``python worker.py`` process on the test Redis and database."""
 
@@ -54,10 +64,11 @@ class WorkerProcess:
         return self
 
     def kill(self) -> None:
-        """SIGKILL the worker and its work-horse at once, as a machine crash would. RQ puts the
-        horse in a process group of its own (``os.setpgrp``), so it is found by its parent pid."""
+        """SIGKILL the worker and its work-horses at once, as a machine crash would. RQ puts a
+        horse in a process group of its own (``os.setpgrp``), so they are found by parent pid,
+        through the worker loops of a ``WORKER_PROCESSES`` pool too."""
         if self.proc and self.proc.poll() is None:
-            horses = children_of(self.proc.pid)
+            horses = descendants_of(self.proc.pid)
             os.killpg(self.proc.pid, signal.SIGKILL)
             for pid in horses:
                 with contextlib.suppress(ProcessLookupError):
