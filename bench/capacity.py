@@ -14,8 +14,9 @@ Layouts, each measured in the same run:
 - **50 plain processes**: 50 ``worker.py`` processes (RQ's own answer: one process per batch);
 - **forked pool**: one ``worker.py`` with ``WORKER_PROCESSES=50`` (igny8/ops/forks.py: the
   loops forked after the app is loaded, sharing its pages copy-on-write).
-``rq worker-pool`` is the second layout under RQ's supervisor (its children import the app
-each by themselves); RQ 3.0 has no worker class that runs several jobs in threads.
+- **rq worker-pool**: ``rq worker-pool -n 50`` with a worker class whose module loads the app
+  (``harness/rq_pool_app.py``; RQ forks its workers from the process that imported it).
+RQ 3.0 has no worker class that runs several jobs in threads of one process.
 
 Figures: wall time from the first submit to the last task's ``finished_at`` against the floor
 the limits allow (5 sequential calls x 2 s = 10 s), peak provider calls in flight, the workers'
@@ -32,6 +33,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import harness
@@ -145,16 +147,23 @@ def new_articles(stack: Stack, accounts: list[int], label: str) -> list[tuple[in
         return pairs
 
 
-def start_workers(stack: Stack, count: int, processes: int, fake: CountingOpenAI) -> tuple[list[Child], float]:
+def start_workers(stack: Stack, count: int, processes: int, fake: CountingOpenAI,
+                  rq_pool: bool = False) -> tuple[list[Child], float]:
     started = time.perf_counter()
-    env = stack.env(OPENAI_BASE_URL=fake.base_url, WORKER_PROCESSES=str(processes))
+    env = stack.env(OPENAI_BASE_URL=fake.base_url, WORKER_PROCESSES=str(processes),
+                    PYTHONPATH=str(Path(__file__).resolve().parent))
     children = []
     for n in range(count):
-        log_path = stack.tmp / f"capacity-worker-{processes}-{n}.log"
-        children.append(Child("worker", [sys.executable, "worker.py"], env, log_path))
+        log_path = stack.tmp / f"capacity-worker-{processes}-{n}{'-rq' if rq_pool else ''}.log"
+        command = [sys.executable, "worker.py"]
+        if rq_pool:  # RQ's own supervisor, forking RQ workers of a class that loads the app at import
+            command = [str(Path(sys.executable).parent / "rq"), "worker-pool", "images", "webhooks", "maintenance",
+                       "-n", str(processes), "-w", "harness.rq_pool_app.AppWorker", "-u", stack.redis_server.url]
+        children.append(Child("worker", command, env, log_path))
     stack.children += children
     for child in children:
-        child.wait_for(lambda c=child: b"worker_start" in c.log_path.read_bytes(), "worker_start", timeout=300)
+        if not rq_pool:
+            child.wait_for(lambda c=child: b"worker_start" in c.log_path.read_bytes(), "worker_start", timeout=300)
     registered = 0
     deadline = time.monotonic() + 300
     while registered < count * processes and time.monotonic() < deadline:  # every RQ loop is listening
@@ -164,9 +173,9 @@ def start_workers(stack: Stack, count: int, processes: int, fake: CountingOpenAI
 
 
 def run_scenario(stack: Stack, fake: CountingOpenAI, accounts: list[int], label: str, workers: int,
-                 processes: int) -> dict[str, Any]:
-    print(f"{label}: starting {workers} worker.py x {processes} loop(s) ...", flush=True)
-    children, startup = start_workers(stack, workers, processes, fake)
+                 processes: int, rq_pool: bool = False) -> dict[str, Any]:
+    print(f"{label}: starting {workers} x {processes} RQ worker loop(s) ...", flush=True)
+    children, startup = start_workers(stack, workers, processes, fake, rq_pool)
     pairs = new_articles(stack, accounts, label)
     sampler = MemorySampler([c.proc.pid for c in children])
     sampler.start()
@@ -207,12 +216,12 @@ def run_scenario(stack: Stack, fake: CountingOpenAI, accounts: list[int], label:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=50, help="accounts, one 5-image batch each (default 50)")
-    parser.add_argument("--only", choices=("baseline", "plain", "forked"), action="append",
+    parser.add_argument("--only", choices=("baseline", "plain", "rq-pool", "forked"), action="append",
                         help="run only these layouts (default: all three)")
     args = parser.parse_args()
     n = args.accounts
     layouts = [("baseline: 8 worker.py", "baseline", 8, 1), (f"{n} plain worker.py", "plain", n, 1),
-               (f"1 worker.py, WORKER_PROCESSES={n}", "forked", 1, n)]
+               (f"rq worker-pool -n {n}", "rq-pool", 1, n), (f"1 worker.py, WORKER_PROCESSES={n}", "forked", 1, n)]
     fake = CountingOpenAI(latency=LATENCY).start()
     rows = []
     try:
@@ -220,7 +229,7 @@ def main() -> int:
             accounts = setup_accounts(stack, n)
             for label, key, workers, processes in layouts:
                 if not args.only or key in args.only:
-                    rows.append(run_scenario(stack, fake, accounts, label, workers, processes))
+                    rows.append(run_scenario(stack, fake, accounts, label, workers, processes, key == "rq-pool"))
     finally:
         fake.stop()
     mb = 1024 * 1024
