@@ -94,6 +94,14 @@ def test_a_receiver_answering_500_twice_then_200_is_tried_three_times(hooked, ho
                                                          for r in received)
 
 
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(hooked, hook_worker, webhook_receiver):
+    webhook_receiver.script(302, 200)
+    hooked.finished(hooked.generate(hooked.article(in_article=0)))
+    [row] = settled(hooked)
+    assert (row["state"], row["attempts"], row["status_code"]) == ("delivered", 2, 200)
+    assert [r.path for r in webhook_receiver.deliveries()] == ["/hook", "/hook"]
+
+
 def test_a_receiver_that_never_answers_is_retried_then_failed(hooked, hook_worker, webhook_receiver):
     webhook_receiver.script(*["hang"] * 10)
     task_id = hooked.generate(hooked.article(in_article=0))
