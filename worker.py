@@ -128,7 +128,8 @@ def main() -> int:
     db.session.remove()
     db.engine.dispose()  # forked work-horses must not share the parent's connections
     name = f"igny8-{socket.gethostname()}-{os.getpid()}"
-    queues = [Queue(name, connection=connection) for name in (IMAGES_QUEUE, WEBHOOKS_QUEUE, MAINTENANCE_QUEUE)]
+    # Webhooks first: an attempt takes at most WEBHOOK_TIMEOUT, and must not wait behind a backlog of batches.
+    queues = [Queue(name, connection=connection) for name in (WEBHOOKS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE)]
     processes = max(1, int(app.config["WORKER_PROCESSES"]))
     log.info("worker_start name=%s queues=%s processes=%d redis=%s database=%s reconciled=%d", name,
              ",".join(q.name for q in queues), processes, connection.connection_pool.connection_kwargs.get("port"),
