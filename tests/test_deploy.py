@@ -89,6 +89,7 @@ def redis_with_the_config(tmp_path: Path):  # noqa: ANN201
                 raise
             time.sleep(0.05)
     yield client, tmp_path
+    client.close()  # else its socket is reported unclosed at the end of the session (filterwarnings=error)
     proc.terminate()
     proc.wait(10)
 
