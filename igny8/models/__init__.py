@@ -8,6 +8,7 @@ from .accounts import Account, User
 from .base import MAX_DB_ID, utcnow
 from .content import Content, Image, ImageVersion
 from .settings import IntegrationSettings, PromptTemplate
+from .spend import SpendEntry, SpendReservation
 from .tasks import AccountTotals, GenerationTask
 
 IMAGE_STATUSES = tuple(ImageStatus)
@@ -17,5 +18,6 @@ INTEGRATION_TYPES = ("image_generation", "openai", "runware")
 
 __all__ = [
     "IMAGE_STATUSES", "IMAGE_TYPES", "INTEGRATION_TYPES", "MAX_DB_ID", "TASK_STATES", "Account", "AccountTotals",
-    "Content", "GenerationTask", "Image", "ImageVersion", "IntegrationSettings", "PromptTemplate", "User", "utcnow",
+    "Content", "GenerationTask", "Image", "ImageVersion", "IntegrationSettings", "PromptTemplate", "SpendEntry",
+    "SpendReservation", "User", "utcnow",
 ]

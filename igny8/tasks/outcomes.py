@@ -9,6 +9,7 @@ from ..media.variants import StoredVariant
 from ..models import GenerationTask, Image, utcnow
 from ..progress.schema import ImageStatus, TaskState, TaskSummary
 from ..providers.base import GeneratedImage
+from ..spend.budget import release, settle
 
 
 def start_image(task_id: str, image_id: int) -> Image | None:
@@ -31,6 +32,7 @@ def record_generated(image: Image, generated: GeneratedImage, variants: list[Sto
     mobile = next((v for v in variants if v.variant == "mobile"), None)
     add_version(image, variants, provider=generated.provider, model=generated.model, cost=generated.cost or 0.0,
                 placeholder=placeholder)
+    settle(image, image.task_id, "generated", generated.cost or 0.0, provider=generated.provider, model=generated.model)
     image.status, image.error, image.task_id, image.generated_at = ImageStatus.GENERATED, None, None, utcnow()
     image.attempts += attempts
     image.cost = (image.cost or 0.0) + (generated.cost or 0.0)
@@ -44,6 +46,7 @@ def record_failed(task_id: str, image_id: int, message: str, attempts: int, cost
     image = db.session.get(Image, image_id)
     if image is None or image.task_id != task_id:
         return False
+    settle(image, task_id, "failed", cost)
     image.status, image.error, image.task_id = status_after_failure(image), message, None
     image.attempts += attempts
     image.cost = (image.cost or 0.0) + cost
@@ -82,4 +85,5 @@ def finish_task(task: GenerationTask, summary: TaskSummary, error: str | None, c
     task.completed, task.failed = summary.completed, summary.failed
     task.cost, task.error = summary.cost, error
     task.cancelled, task.finished_at = cancelled, utcnow()
+    release(task.id)
     db.session.commit()
