@@ -1,0 +1,189 @@
+"""Spend control (issue 17): the dry run writes nothing, the monthly budget is held atomically
+(reserve at enqueue, settle with the real cost, release on failure, cancel and the sweep) so that
+50 clicks at once never overspend, and the budget setting is validated."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from igny8.extensions import db
+from igny8.models import GenerationTask, Image, SpendEntry, SpendReservation
+from igny8.tasks.reconcile import fail_task
+from tests.support.waiting import wait_for
+from tests.support.writer import GENERATE, Writer
+
+KEY = "sk-budget-test-0123456789"
+# gpt-image-2, medium: featured 1536x1024 = $0.063, in-article 1024x1024 = $0.042 (+ $0.004 per partial)
+FEATURED, IN_ARTICLE = 0.063, 0.042
+
+
+def _openai(writer: Writer, **settings) -> None:  # noqa: ANN003
+    writer.save_api_key("openai", KEY)
+    writer.configure(provider="openai", model="gpt-image-2", quality="medium", partial_images=0, **settings)
+
+
+def _count(app, model, **where) -> int:  # noqa: ANN001
+    with app.app_context():
+        try:
+            return db.session.scalar(select(func.count()).select_from(model).filter_by(**where))
+        finally:
+            db.session.remove()
+
+
+def _reserved(app, account_id: int) -> float:  # noqa: ANN001
+    with app.app_context():
+        try:
+            return db.session.scalar(select(func.coalesce(func.sum(SpendReservation.amount), 0.0))
+                                     .filter_by(account_id=account_id))
+        finally:
+            db.session.remove()
+
+
+def _dry(writer: Writer, content: dict) -> dict:
+    response = writer.click_generate(body={"content_id": content["id"], "dry_run": True})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+# ---------------------------------------------------------------- the estimate
+
+def test_a_dry_run_answers_the_estimate_and_writes_nothing(app, writer, redis):
+    _openai(writer, monthly_budget=5, max_in_article_images=2)
+    content = writer.article(in_article=3)
+    keys_before = redis.dbsize()
+    body = _dry(writer, content)
+    assert body["success"] is True and [item["type"] for item in body["queue"]] == ["featured", "in_article",
+                                                                                    "in_article"]
+    assert body["estimated_cost"] == pytest.approx(FEATURED + 2 * IN_ARTICLE)
+    assert [item["estimated_cost"] for item in body["queue"]] == pytest.approx([FEATURED, IN_ARTICLE, IN_ARTICLE])
+    assert body["budget"] == {"monthly": 5.0, "spent": 0.0, "reserved": 0.0, "remaining": 5.0}
+    assert body["within_budget"] is True and "1 in-article image is left out" in body["note"]
+    assert redis.dbsize() == keys_before, "no Redis key"
+    assert not redis.keys("rq:*"), "no RQ job (nor queue)"
+    assert _count(app, GenerationTask) == 0 and _count(app, SpendReservation) == 0
+    assert {row["status"] for row in writer.images(content)} == {"pending"}, "no image claimed"
+
+
+def test_a_dry_run_counts_partial_previews_and_flags_a_non_boolean(writer):
+    _openai(writer, max_in_article_images=0)
+    writer.configure(partial_images=2)
+    content = writer.article(in_article=1)
+    assert _dry(writer, content)["estimated_cost"] == pytest.approx(FEATURED + 2 * 0.004)
+    bad = writer.click_generate(body={"content_id": content["id"], "dry_run": "yes"})
+    assert bad.status_code == 400 and bad.json["error"] == "dry_run must be true or false."
+
+
+# ---------------------------------------------------------------- the budget
+
+def test_over_the_budget_answers_402_and_queues_nothing(app, writer, redis):
+    _openai(writer, monthly_budget=0.1, max_in_article_images=2)
+    content = writer.article(in_article=2)
+    keys_before = redis.dbsize()
+    response = writer.click_generate(content)
+    assert response.status_code == 402 and response.json["success"] is False
+    assert "only $0.10 of this month's $0.10 budget remains" in response.json["error"]
+    assert response.json["budget"] == {"monthly": 0.1, "spent": 0.0, "reserved": 0.0, "remaining": 0.1}
+    assert _count(app, GenerationTask) == 0 and _count(app, SpendReservation) == 0
+    assert {row["status"] for row in writer.images(content)} == {"pending"}
+    assert redis.dbsize() == keys_before
+    assert _dry(writer, content)["within_budget"] is False
+
+
+def test_fifty_simultaneous_clicks_pay_for_exactly_three_images(app, acme, live_server, fake_openai, start_worker,
+                                                                  client):
+    writer = Writer(client, acme)
+    _openai(writer, monthly_budget=round(3 * FEATURED + 0.01, 4), max_in_article_images=0)
+    contents = [writer.article(in_article=0, title=f"Article {i}") for i in range(50)]
+
+    def click(content: dict) -> requests.Response:
+        return requests.post(live_server.url + GENERATE, json={"content_id": content["id"]}, headers=acme["headers"],
+                             timeout=60)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(click, contents))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses.count(202) == 3 and statuses.count(402) == 47, statuses
+    refused = next(answer.json() for answer in answers if answer.status_code == 402)
+    assert refused["budget"]["remaining"] < FEATURED and refused["success"] is False
+    assert _reserved(app, acme["account_id"]) == pytest.approx(3 * FEATURED)
+    assert _count(app, Image, status="queued") == 3 and _count(app, GenerationTask) == 3
+
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    for answer in answers:
+        if answer.status_code == 202:
+            assert writer.finished(answer.json()["task_id"])["result"]["outcome"] == "generated"
+    assert fake_openai.call_count == 3, "exactly three images were paid for"
+    budget = _dry(writer, contents[0])["budget"]
+    assert budget["spent"] == pytest.approx(3 * FEATURED) and budget["reserved"] == 0.0
+    assert budget["remaining"] == pytest.approx(0.01)
+    assert _count(app, Image, status="generated") == 3 and _count(app, Image, status="pending") == 47
+
+
+def test_a_failed_image_releases_its_reservation(app, acme, writer, fake_openai, start_worker):
+    _openai(writer, monthly_budget=1, max_in_article_images=1)
+    content = writer.write("Failing", "A loaf [provider-fail:content-policy]", ["Crumb"])
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    result = writer.finished(writer.generate(content))["result"]
+    assert result["outcome"] == "partial"
+    assert _reserved(app, acme["account_id"]) == 0.0 and _count(app, SpendReservation) == 0
+    assert _count(app, SpendEntry, outcome="failed") == 1 and _count(app, SpendEntry, outcome="generated") == 1
+    budget = _dry(writer, content)["budget"]
+    assert budget["spent"] == pytest.approx(IN_ARTICLE) and budget["remaining"] == pytest.approx(1 - IN_ARTICLE)
+
+
+def test_cancelling_a_batch_that_has_not_started_releases_it(app, acme, writer):
+    _openai(writer, monthly_budget=1, max_in_article_images=2)
+    content = writer.article(in_article=2)
+    task_id = writer.generate(content)  # no worker: the task waits
+    assert _reserved(app, acme["account_id"]) == pytest.approx(FEATURED + 2 * IN_ARTICLE)
+    assert writer.cancel(task_id).status_code == 202
+    assert _reserved(app, acme["account_id"]) == 0.0
+    assert _dry(writer, content)["budget"] == {"monthly": 1.0, "spent": 0.0, "reserved": 0.0, "remaining": 1.0}
+
+
+def test_cancelling_a_running_batch_releases_what_it_did_not_make(app, acme, writer, fake_openai, start_worker):
+    _openai(writer, monthly_budget=1, max_in_article_images=3)
+    fake_openai.latency = 0.6
+    content = writer.article(in_article=3)
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    task_id = writer.generate(content)
+    wait_for(lambda: writer.progress(task_id)["state"] == "PROGRESS", message="the batch to start")
+    assert writer.cancel(task_id).status_code == 202
+    result = writer.finished(task_id)["result"]
+    assert result["outcome"] == "cancelled"
+    assert _reserved(app, acme["account_id"]) == 0.0
+    paid = sum(row["cost"] for row in writer.images(content))
+    assert 0 < paid < FEATURED + 3 * IN_ARTICLE
+    assert _dry(writer, content)["budget"]["spent"] == pytest.approx(paid)
+
+
+def test_the_sweep_releases_a_task_its_dead_worker_left(app, acme, writer):
+    _openai(writer, monthly_budget=1, max_in_article_images=1)
+    task_id = writer.generate(writer.article(in_article=1))
+    assert _reserved(app, acme["account_id"]) > 0
+    with app.app_context():
+        fail_task(db.session.get(GenerationTask, task_id))
+        db.session.remove()
+    assert _reserved(app, acme["account_id"]) == 0.0
+
+
+# ---------------------------------------------------------------- the setting
+
+@pytest.mark.parametrize("value", [-1, "10", True, [5], 2_000_000, math.inf])
+def test_a_bad_monthly_budget_is_refused_per_field(writer, value):
+    response = writer.client.put("/api/v1/system/integrations/image_generation/", json={"monthly_budget": value},
+                                 headers=writer.headers)
+    assert response.status_code == 400 and "monthly_budget" in response.json["errors"]
+    assert "null for no budget" in response.json["errors"]["monthly_budget"]
+
+
+@pytest.mark.parametrize("value", [0, 12.5, None])
+def test_a_monthly_budget_is_a_number_or_null(writer, value):
+    writer.configure(monthly_budget=value)
+    config = writer.client.get("/api/v1/system/integrations/image_generation/", headers=writer.headers).json["config"]
+    assert config["monthly_budget"] == value
