@@ -187,3 +187,21 @@ def test_a_monthly_budget_is_a_number_or_null(writer, value):
     writer.configure(monthly_budget=value)
     config = writer.client.get("/api/v1/system/integrations/image_generation/", headers=writer.headers).json["config"]
     assert config["monthly_budget"] == value
+
+
+def test_the_settings_page_sets_and_clears_the_budget(client, auth, acme, writer):
+    auth.login(acme["email"])
+    form = {"csrf_token": auth.csrf, "provider": "local", "model": "placeholder", "image_type": "realistic",
+            "max_in_article_images": "2", "image_format": "webp", "concurrency": "1", "desktop_enabled": "on"}
+    page = client.get("/settings/integrations").get_data(as_text=True)
+    assert 'id="monthly_budget"' in page
+    bad = client.post("/settings/integrations/image_generation", data={**form, "monthly_budget": "-3"})
+    assert bad.status_code == 400 and "null for no budget" in bad.get_data(as_text=True)
+    assert writer.client.get("/api/v1/system/integrations/image_generation/").json["config"]["monthly_budget"] is None
+    assert client.post("/settings/integrations/image_generation", data={**form, "monthly_budget": "25.5"},
+                       follow_redirects=True).status_code == 200
+    assert client.get("/api/v1/system/integrations/image_generation/").json["config"]["monthly_budget"] == 25.5
+    client.post("/settings/integrations/image_generation", data={**form, "monthly_budget": ""})
+    assert client.get("/api/v1/system/integrations/image_generation/").json["config"]["monthly_budget"] is None
+    assert client.post("/settings/integrations/image_generation",
+                       data={k: v for k, v in form.items() if k != "csrf_token"}).status_code == 400

@@ -104,3 +104,13 @@ def test_the_usage_page_shows_the_month_the_chart_and_the_banner_at_80_percent(w
     writer.configure(monthly_budget=None)
     assert 'id="budget-banner"' not in writer.client.get("/writer/images").get_data(as_text=True)
     assert contents
+
+
+def test_the_images_page_carries_each_articles_estimate_for_the_modal(writer):
+    writer.configure(provider="openai", model="gpt-image-2", quality="medium", partial_images=0,
+                     max_in_article_images=2, monthly_budget=0.1)
+    writer.article(in_article=2)
+    writer.login()
+    html = writer.client.get("/writer/images").get_data(as_text=True)
+    assert 'data-estimate="0.1470"' in html and 'data-remaining="0.1000"' in html
+    assert 'data-modal-estimate="0.1470"' in html and "over budget, nothing will be queued" in html

@@ -81,18 +81,21 @@ def image_size(provider: str, image_type: str) -> tuple[int, int]:
     return sizes.get(image_type, sizes["in_article"])
 
 
-def estimate(images: Iterable[Image], settings: dict[str, Any]) -> Estimate:
-    """What ``images`` will cost with the account's ``settings``, from the price table (a price it
-    lacks counts 0 and is logged by nobody: every provider has a wildcard entry)."""
+def price_of(image_type: str, settings: dict[str, Any]) -> float:
+    """What one image of ``image_type`` costs with the account's ``settings``, from the price
+    table (0 for a price it lacks: every provider has a wildcard entry, so only a model the
+    SDK no longer lists has none)."""
     provider, model = settings["provider"], settings["model"]
     partials = int(settings.get("partial_images", 0)) if provider == "openai" else 0
-    prices_file = configured_prices_file()
-    per_image = {}
-    for image in images:
-        width, height = image_size(provider, image.type)
-        per_image[image.id] = image_price(provider, model, width, height, settings.get("quality", "medium"),
-                                          partials, prices_file) or 0.0
-    return Estimate(round(sum(per_image.values()), 6), per_image, provider, model)
+    width, height = image_size(provider, image_type)
+    return image_price(provider, model, width, height, settings.get("quality", "medium"), partials,
+                       configured_prices_file()) or 0.0
+
+
+def estimate(images: Iterable[Image], settings: dict[str, Any]) -> Estimate:
+    """What ``images`` will cost with the account's ``settings`` (``price_of`` each)."""
+    per_image = {image.id: price_of(image.type, settings) for image in images}
+    return Estimate(round(sum(per_image.values()), 6), per_image, settings["provider"], settings["model"])
 
 
 def budget_for(account_id: int, monthly: float | None) -> Budget:

@@ -3,7 +3,9 @@ of the chosen grouping, and their CSV."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from typing import Any
+
+from flask import Blueprint, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
@@ -11,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..accounts.auth import current_account_id
 from ..integrations.settings import image_generation_config
 from ..spend.alerts import THRESHOLD, over_threshold
-from ..spend.budget import budget_for
+from ..spend.budget import budget_for, price_of
 from ..spend.chart import build_chart
 from ..spend.usage import GROUPS, UsageError, daily_series, parse_query, usage_rows
 
@@ -57,4 +59,14 @@ def budget_banner() -> dict:
             return None
         return {**budget.to_dict(), "used": budget.spent / budget.monthly}  # type: ignore[operator]
 
-    return {"budget_alert": budget_alert}
+    def spend_preview(items: list[Any], settings: dict[str, Any]) -> dict[str, Any]:
+        """The estimate of a queue preview (``QueueItem``s) and what remains of the month: the modal
+        shows it as it opens, from the page (no round trip)."""
+        if "month_budget" not in g:
+            g.month_budget = budget_for(current_account_id(), settings["monthly_budget"])
+        total = round(sum(price_of(item.type, settings) for item in items), 6)
+        remaining = g.month_budget.remaining
+        return {"estimated": total, "monthly": g.month_budget.monthly, "remaining": remaining,
+                "within": remaining is None or total <= remaining + 1e-9}
+
+    return {"budget_alert": budget_alert, "spend_preview": spend_preview}
