@@ -8,7 +8,7 @@ from ..integrations.settings import MAX_MONTHLY_BUDGET
 from ..spend.usage import GROUPS, MAX_DAYS
 from .openapi_parts import API, error, json_response, nullable, obj, ok, operation, ref
 
-DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+DATE = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$"  # empty: the default
 MONTHLY_BUDGET = nullable({"type": "number", "minimum": 0, "maximum": MAX_MONTHLY_BUDGET,
                            "description": "USD per calendar month (UTC); null: no budget"})
 
@@ -50,8 +50,10 @@ def spend_paths() -> dict[str, Any]:
          "schema": {"type": "string", "pattern": DATE}},
         {"name": "to", "in": "query", "required": False, "description": "Default: today (UTC); inclusive.",
          "schema": {"type": "string", "pattern": DATE}},
-        {"name": "group", "in": "query", "required": False, "schema": {"enum": list(GROUPS)}},
-        {"name": "format", "in": "query", "required": False, "schema": {"enum": ["json", "csv"]}},
+        {"name": "group", "in": "query", "required": False, "description": "Empty or absent: day.",
+         "schema": {"enum": [*GROUPS, ""]}},
+        {"name": "format", "in": "query", "required": False, "description": "Empty or absent: json.",
+         "schema": {"enum": ["json", "csv", ""]}},
     ]
     return {f"{API}/usage/": {"get": operation("Usage", {
         "200": {"description": f"Rows of images, failed and cost per key (a range of at most {MAX_DAYS} days); "
