@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from igny8.extensions import db
 from igny8.models import GenerationTask, Image, SpendEntry, SpendReservation
 from igny8.tasks.reconcile import fail_task
+from tests.support.cli import run_cli
 from tests.support.waiting import wait_for
 from tests.support.writer import GENERATE, Writer
 
@@ -205,3 +206,37 @@ def test_the_settings_page_sets_and_clears_the_budget(client, auth, acme, writer
     assert client.get("/api/v1/system/integrations/image_generation/").json["config"]["monthly_budget"] is None
     assert client.post("/settings/integrations/image_generation",
                        data={k: v for k, v in form.items() if k != "csrf_token"}).status_code == 400
+
+
+def test_clicks_while_a_worker_settles_never_overspend_nor_deadlock(app, acme, live_server, fake_openai,
+                                                                     start_worker, client):
+    """Reservations (web) and settlements (worker) of one account interleave: every answer is a
+    202 or a 402, and what was paid stays within the budget."""
+    writer = Writer(client, acme)
+    budget = round(5 * FEATURED + 0.001, 4)
+    _openai(writer, monthly_budget=budget, max_in_article_images=0)
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    contents = [writer.article(in_article=0, title=f"Article {i}") for i in range(20)]
+
+    def click(content: dict) -> requests.Response:
+        return requests.post(live_server.url + GENERATE, json={"content_id": content["id"]}, headers=acme["headers"],
+                             timeout=60)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(click, contents))
+    accepted = [answer.json()["task_id"] for answer in answers if answer.status_code == 202]
+    assert sorted({answer.status_code for answer in answers}) == [202, 402] and len(accepted) == 5
+    for task_id in accepted:
+        writer.finished(task_id)
+    assert fake_openai.call_count == 5
+    spent = _dry(writer, contents[0])["budget"]
+    assert spent["spent"] == pytest.approx(5 * FEATURED) and spent["spent"] <= budget and spent["reserved"] == 0
+
+
+def test_the_cli_refuses_over_budget_with_the_message(app, writer, worker_env):
+    _openai(writer, monthly_budget=0.05, max_in_article_images=0)
+    content = writer.article(in_article=0)
+    result = run_cli(worker_env, "images", "generate", "--content", str(content["id"]), "--no-wait")
+    assert result.returncode == 1 and "budget remains; nothing was queued" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _count(app, GenerationTask) == 0 and {row["status"] for row in writer.images(content)} == {"pending"}

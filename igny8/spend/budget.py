@@ -107,7 +107,11 @@ def budget_for(account_id: int, monthly: float | None) -> Budget:
 
 
 def lock_account(account_id: int) -> None:
-    """Serialize the budget of one account until the transaction ends (see the module docstring)."""
+    """Serialize the budget of one account until the transaction ends (see the module docstring).
+    Pending changes are flushed first, so every path takes its row locks in one order: the image
+    rows (and the account_totals row their triggers update), then the account's row — never the
+    other way round, which could deadlock with a generate on PostgreSQL."""
+    db.session.flush()
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.execute(text("UPDATE account SET id = id WHERE id = :id"), {"id": account_id})
     else:
@@ -141,7 +145,8 @@ def settle(image: Image, task_id: str | None, outcome: str, cost: float, *, prov
     """The image is stored (``generated``) or ``failed`` with ``cost`` really paid: its reservation
     becomes a ledger entry. The caller commits, with the image's own outcome."""
     monthly = monthly_budget(image.account_id)
-    lock_account(image.account_id)
+    if monthly:  # the lock makes the 80 % check exact; without a budget there is nothing to check
+        lock_account(image.account_id)
     held = db.session.scalar(select(SpendReservation).filter_by(task_id=task_id, image_id=image.id)) \
         if task_id else None
     before = budget_for(image.account_id, monthly).spent if monthly else 0.0

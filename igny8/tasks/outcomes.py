@@ -32,10 +32,11 @@ def record_generated(image: Image, generated: GeneratedImage, variants: list[Sto
     mobile = next((v for v in variants if v.variant == "mobile"), None)
     add_version(image, variants, provider=generated.provider, model=generated.model, cost=generated.cost or 0.0,
                 placeholder=placeholder)
-    settle(image, image.task_id, "generated", generated.cost or 0.0, provider=generated.provider, model=generated.model)
+    task_id = image.task_id
     image.status, image.error, image.task_id, image.generated_at = ImageStatus.GENERATED, None, None, utcnow()
     image.attempts += attempts
     image.cost = (image.cost or 0.0) + (generated.cost or 0.0)
+    settle(image, task_id, "generated", generated.cost or 0.0, provider=generated.provider, model=generated.model)
     db.session.commit()
     return desktop, mobile
 
@@ -46,10 +47,10 @@ def record_failed(task_id: str, image_id: int, message: str, attempts: int, cost
     image = db.session.get(Image, image_id)
     if image is None or image.task_id != task_id:
         return False
-    settle(image, task_id, "failed", cost)
     image.status, image.error, image.task_id = status_after_failure(image), message, None
     image.attempts += attempts
     image.cost = (image.cost or 0.0) + cost
+    settle(image, task_id, "failed", cost)
     db.session.commit()
     return True
 
