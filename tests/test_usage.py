@@ -114,3 +114,22 @@ def test_the_images_page_carries_each_articles_estimate_for_the_modal(writer):
     html = writer.client.get("/writer/images").get_data(as_text=True)
     assert 'data-estimate="0.1470"' in html and 'data-remaining="0.1000"' in html
     assert 'data-modal-estimate="0.1470"' in html and "over budget, nothing will be queued" in html
+
+
+@pytest.mark.parametrize(("answered", "recorded"), [(0.0013, 0.0013), (None, 0.01)])
+def test_runwares_own_cost_is_recorded_else_the_tables(writer, fake_runware, start_worker, answered, recorded):
+    """Runware answers what it charged (includeCost): that is spent, not the $0.01 estimate held;
+    an answer without a cost records the price table's figure."""
+    fake_runware.cost = answered
+    writer.save_api_key("runware", "rw-test-0123456789")
+    writer.configure(provider="runware", max_in_article_images=1, monthly_budget=1)
+    start_worker(RUNWARE_BASE_URL=fake_runware.base_url)
+    content = writer.article(in_article=1)
+    dry = writer.click_generate(body={"content_id": content["id"], "dry_run": True}).json
+    assert dry["estimated_cost"] == pytest.approx(0.02)
+    writer.finished(writer.generate(content))
+    assert [row["cost"] for row in writer.images(content)] == pytest.approx([recorded, recorded])
+    body = _usage(writer, group="provider")
+    assert body["rows"] == [{"key": "runware", "label": "runware", "images": 2, "failed": 0,
+                             "cost": pytest.approx(2 * recorded)}]
+    assert body["budget"]["spent"] == pytest.approx(2 * recorded) and body["budget"]["reserved"] == 0

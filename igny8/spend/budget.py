@@ -22,7 +22,9 @@ from typing import Any
 from sqlalchemy import delete, func, select, text
 
 from ..extensions import db
-from ..models import Account, Image, SpendEntry, SpendReservation, utcnow
+from ..integrations.settings import image_generation_config
+from ..models import Account, GenerationTask, Image, SpendEntry, SpendReservation, utcnow
+from ..progress.schema import RUNNING_STATES
 from ..providers.base import ImageProvider
 from .alerts import check_threshold
 from .prices import configured_prices_file, image_price
@@ -135,8 +137,6 @@ def reserve(account_id: int, task_id: str, planned: Estimate, monthly: float | N
 
 
 def monthly_budget(account_id: int) -> float | None:
-    from ..integrations.settings import image_generation_config
-
     return image_generation_config(account_id)["monthly_budget"]
 
 
@@ -168,8 +168,5 @@ def release(task_id: str) -> None:
 def release_ended() -> int:
     """The sweep's repair: drop reservations whose task has ended (none should be left); the
     caller commits. Returns how many were dropped."""
-    from ..models import GenerationTask
-    from ..progress.schema import RUNNING_STATES
-
     running = select(GenerationTask.id).where(GenerationTask.state.in_(RUNNING_STATES))
     return db.session.execute(delete(SpendReservation).where(SpendReservation.task_id.not_in(running))).rowcount
