@@ -240,3 +240,12 @@ def test_the_cli_refuses_over_budget_with_the_message(app, writer, worker_env):
     assert result.returncode == 1 and "budget remains; nothing was queued" in result.stderr
     assert "Traceback" not in result.stderr
     assert _count(app, GenerationTask) == 0 and {row["status"] for row in writer.images(content)} == {"pending"}
+
+
+def test_crossing_80_percent_announces_budget_threshold_once(writer, fake_openai, start_worker):
+    _openai(writer, monthly_budget=0.12, max_in_article_images=1)
+    worker = start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    content = writer.article(in_article=1)
+    writer.finished(writer.generate(content))  # 0.063 (52 %), then 0.105 (88 %)
+    lines = [line for line in worker.output().splitlines() if "budget.threshold" in line]
+    assert len(lines) == 1 and "threshold=0.8" in lines[0] and "spent=0.1050" in lines[0]
