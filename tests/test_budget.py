@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,9 +12,13 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from igny8 import create_app
 from igny8.extensions import db
 from igny8.models import GenerationTask, Image, SpendEntry, SpendReservation
+from igny8.redis_client import close_redis
+from igny8.spend.prices import PriceFileError
 from igny8.tasks.reconcile import fail_task
+from tests.support.accounts import Accounts
 from tests.support.cli import run_cli
 from tests.support.waiting import wait_for
 from tests.support.writer import GENERATE, Writer
@@ -249,3 +254,28 @@ def test_crossing_80_percent_announces_budget_threshold_once(writer, fake_openai
     writer.finished(writer.generate(content))  # 0.063 (52 %), then 0.105 (88 %)
     lines = [line for line in worker.output().splitlines() if "budget.threshold" in line]
     assert len(lines) == 1 and "threshold=0.8" in lines[0] and "spent=0.1050" in lines[0]
+
+
+def test_prices_file_overrides_the_table_and_a_bad_one_stops_start_up(app_config, tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"prices": [{"provider": "openai", "model": "gpt-image-2", "size": "1536x1024",
+                                              "quality": "medium", "usd": 0.5, "checked": "2026-12-06"}]}))
+    app = create_app({**app_config, "PRICES_FILE": str(prices)})
+    with app.app_context():
+        db.create_all()
+        who = Accounts(app).create("Priced")
+        client = app.test_client()
+        client.put("/api/v1/system/integrations/image_generation/", headers=who["headers"],
+                   json={"provider": "openai", "model": "gpt-image-2", "partial_images": 0, "max_in_article_images": 1})
+        content = client.post("/api/v1/writer/content/", headers=who["headers"],
+                              json={"title": "Priced", "featured_prompt": "A", "in_article_prompts": ["B"]}).json
+        body = client.post(GENERATE, json={"content_id": content["id"], "dry_run": True}, headers=who["headers"]).json
+        assert body["estimated_cost"] == pytest.approx(0.5 + IN_ARTICLE), "the override, and the built-in rest"
+        db.session.remove()
+        if db.engine.url.get_backend_name() == "postgresql":
+            db.drop_all()
+        db.engine.dispose()
+    close_redis(app)
+    prices.write_text(json.dumps({"prices": [{"provider": "openai", "usd": "cheap"}]}))
+    with pytest.raises(PriceFileError, match="price entry 0: usd must be a number"):
+        create_app({**app_config, "PRICES_FILE": str(prices)})

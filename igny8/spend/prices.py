@@ -17,6 +17,7 @@ each entry replaces the built-in one with the same provider, model, size and qua
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -87,9 +88,18 @@ def _entry(raw: Any, index: int) -> tuple[tuple[str, str, str, str], Price]:
     return key, Price(float(usd), str(raw.get("checked", "")), str(raw.get("source", "PRICES_FILE")))  # type: ignore[return-value]
 
 
-@cache
 def price_table(prices_file: str | None = None) -> dict[tuple[str, str, str, str], Price]:
-    """The built-in table with the entries of ``prices_file`` (when set) over it; raises PriceFileError."""
+    """The built-in table with the entries of ``prices_file`` (when set) over it, read again when the
+    file changes; raises PriceFileError."""
+    try:
+        stat = os.stat(prices_file) if prices_file else None
+    except OSError:
+        stat = None  # _load names the problem
+    return _load(prices_file, (stat.st_mtime_ns, stat.st_size) if stat else None)
+
+
+@cache
+def _load(prices_file: str | None, _version: tuple[int, int] | None) -> dict[tuple[str, str, str, str], Price]:
     table = _builtin()
     if prices_file:
         try:
@@ -140,6 +150,4 @@ def configured_prices_file() -> str | None:
 
     if has_app_context():
         return current_app.config.get("PRICES_FILE")
-    import os
-
     return os.environ.get("PRICES_FILE") or None

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from ..accounts.auth import current_account_id
 from ..integrations.settings import image_generation_config
 from ..spend.budget import budget_for
+from ..spend.prices import price_table
 from ..spend.usage import UsageError, parse_query, usage_csv, usage_rows
 from .api_common import api_login_required
 
 bp = Blueprint("api_usage", __name__, url_prefix="/api/v1/usage")
+
+
+@bp.record_once
+def _check_prices_file(state: BlueprintSetupState) -> None:
+    """A malformed ``PRICES_FILE`` stops the app (web or worker) at start-up, naming the entry,
+    rather than failing every estimate later."""
+    price_table(state.app.config.get("PRICES_FILE"))
 
 
 @bp.get("/")
