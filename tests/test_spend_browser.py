@@ -38,11 +38,9 @@ def test_the_modal_shows_the_estimate_as_it_opens(page, client, acme):  # noqa: 
                             f"[data-generate='{content['id']}']")
     assert at_open["responded"] == 0 and float(at_open["estimate"]) == pytest.approx(dry["estimated_cost"])
     assert f"Estimated cost ${dry['estimated_cost']:.4f}" in " ".join(at_open["text"].split())
-    estimate = page.locator("[role=dialog] [data-modal-estimate]")
-    expect(estimate).to_be_visible()
-    expect(estimate).to_contain_text("$1.00 of this month's $1.00 budget remains")
-    shot(page, "modal-estimate")
-
+    assert "$1.00 of this month's $1.00 budget remains" in " ".join(at_open["text"].split())
+    # The live view replaces the preview as soon as the request returns (the estimate served its moment).
+    expect(page.locator("[role=dialog]")).to_be_visible()
 
 def test_over_budget_the_modal_says_so_and_queues_nothing(page, client, acme):  # noqa: F811
     _openai(client, acme, monthly_budget=0.1)
