@@ -75,6 +75,8 @@ class Config:
     # RQ worker loops one `worker.py` runs (forked after the app is loaded, sharing its memory
     # copy-on-write): each runs one batch at a time. See bench/capacity.py and docs/production.md.
     WORKER_PROCESSES: int = 1
+    # A JSON file of prices over the built-in table (igny8/spend/prices.py; docs/costs.md); unset: none.
+    PRICES_FILE: str | None = None
     # Redis keys of a finished task live this long; the database keeps the outcome after.
     PROGRESS_TTL: int = 24 * 3600
     # A running task whose heartbeat is older than this is considered dead (worker killed).
@@ -117,7 +119,7 @@ class Config:
             config["REDIS_URL"] = PRIVATE_REDIS_URL_FILE.read_text().strip() or config["REDIS_URL"]
         for name in ("SECRET_KEY", "REDIS_URL", "MEDIA_ROOT", "OPENAI_BASE_URL", "RUNWARE_BASE_URL", "MEDIA_STORE",
                      "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION", "MEDIA_ACCEL_PREFIX", "METRICS_TOKEN",
-                     "PUBLIC_MEDIA_URL"):
+                     "PUBLIC_MEDIA_URL", "PRICES_FILE"):
             if os.environ.get(name):
                 config[name] = os.environ[name]
         if os.environ.get("ALLOWED_HTTP_HOSTS"):

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from .content.articles import ContentError
 from .content.errors import ConflictError
 from .integrations.settings import SettingsError
+from .spend.budget import BudgetExceeded
 from .tasks.requests import QueueError
 
 
@@ -41,6 +42,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ConflictError)
     def _not_queued(exc: QueueError | ConflictError) -> ResponseReturnValue:
         return api_error(exc.status, exc.message)
+
+    @app.errorhandler(BudgetExceeded)
+    def _over_budget(exc: BudgetExceeded) -> ResponseReturnValue:
+        return jsonify(success=False, error=exc.message, estimated_cost=exc.estimated, budget=exc.budget.to_dict()), 402
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:

@@ -82,4 +82,4 @@ def test_the_openai_request_carries_quality_and_background(writer, fake_openai, 
     body = writer.finished(writer.generate(content))
     assert body["result"]["outcome"] == "generated"
     assert fake_openai.calls[0]["quality"] == "high" and fake_openai.calls[0]["background"] == "opaque"
-    assert body["result"]["cost"] == pytest.approx(0.167 * 1.5), "a featured 1536x1024 image at high"
+    assert body["result"]["cost"] == pytest.approx(0.25), "a featured 1536x1024 image at high (spend/prices.py)"

@@ -94,6 +94,7 @@ def _routes_naming_globex_ids_answer_404(probe: RouteProbe, work: dict, api: dic
     ask("POST", f"/api/v1/tasks/{tid}/cancel", {404}, headers=api)
     ask("POST", GENERATE, {404}, headers=api, json={"content_id": cid})
     ask("POST", GENERATE, {404}, headers=api, json={"ids": work["image_ids"]})
+    ask("POST", GENERATE, {404}, headers=api, json={"content_id": cid, "dry_run": True})
     ask("GET", f"/api/v1/writer/images/?content_id={cid}", {200}, headers=api)
 
 
@@ -120,8 +121,11 @@ def _article_and_image_routes_answer_404(probe: RouteProbe, work: dict, api: dic
 def _intruders_own_lists_and_pages_show_nothing_of_globex(probe: RouteProbe, api: dict) -> None:
     for path in ("/", "/writer/images", f"/writer/images?q={SECRET_TITLE.split()[0]}",
                  "/writer/images?status=generated", "/writer/content/new", "/settings/integrations",
-                 "/settings/api-token"):
+                 "/settings/api-token", "/writer/usage", "/writer/usage?group=content"):
         probe.ask("GET", path, {200, 302}, follow_redirects=True)
+    for group in ("day", "provider", "model", "content"):
+        for fmt in ("json", "csv"):
+            probe.ask("GET", f"/api/v1/usage/?group={group}&format={fmt}", {200}, headers=api)
     for path in ("/api/v1/writer/content/", "/api/v1/writer/images/", SETTINGS,
                  "/api/v1/system/integrations/openai/", "/api/v1/system/integrations/runware/", WEBHOOK,
                  f"{WEBHOOK}deliveries", f"{WEBHOOK}deliveries?page=1&per_page=100"):

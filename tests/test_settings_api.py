@@ -17,7 +17,7 @@ def test_image_generation_defaults_are_filled_in(client, acme):
     assert response.json == {"success": True, "config": {
         "provider": "openai", "model": "gpt-image-2", "image_type": "realistic", "max_in_article_images": 2,
         "image_format": "webp", "desktop_enabled": True, "mobile_enabled": True, "concurrency": 1,
-        "quality": "medium", "background": "auto", "partial_images": 1}}
+        "quality": "medium", "background": "auto", "partial_images": 1, "monthly_budget": None}}
 
 
 def test_put_updates_only_the_given_fields(client, acme):

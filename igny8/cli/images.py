@@ -18,6 +18,7 @@ from ..models import MAX_DB_ID, Account, Content, GenerationTask
 from ..progress.events import EventName
 from ..progress.schema import ImageStatus, ItemStatus, Outcome
 from ..redis_client import get_rq_redis
+from ..spend.budget import BudgetExceeded
 from ..streaming.events import task_events
 from ..tasks.reconcile import reconcile
 from ..tasks.requests import QueueError
@@ -104,7 +105,7 @@ def _article(content_id: int) -> Content:
 def _queue_and_watch(content: Content, body: dict[str, Any], no_wait: bool) -> None:
     try:
         queued = queue_task(content.account_id, body)
-    except QueueError as exc:
+    except (QueueError, BudgetExceeded) as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{'Already running' if queued.existing else 'Queued'}: task {queued.task.id}, {len(queued.items)} "
                f"image(s) for “{content.title}”")

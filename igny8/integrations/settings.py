@@ -28,6 +28,7 @@ IMAGE_TYPES = ("realistic", "artistic", "illustration", "cartoon")
 IMAGE_FORMATS = ("webp", "png", "jpeg")
 MAX_IN_ARTICLE_LIMIT = 10
 MAX_CONCURRENCY = 4
+MAX_MONTHLY_BUDGET = 1_000_000
 MAX_PARTIAL_IMAGES = 3  # OpenAI streams 0-3 partial previews; each is billed (openai_provider)
 CREDENTIAL_TYPES = ("openai", "runware")
 
@@ -44,6 +45,7 @@ IMAGE_GENERATION_DEFAULTS: dict[str, Any] = {
     "background": "auto",  # OpenAI: auto | opaque | transparent
     # Partial previews per image while it is made (OpenAI streams them; each costs extra tokens).
     "partial_images": 1,
+    "monthly_budget": None,  # USD per calendar month (UTC); None = no budget (igny8/spend/budget.py)
 }
 # Runware accepts any model by its AIR id ("runware:100@1", "civitai:4384@130072").
 _AIR_ID = re.compile(r"^[a-z0-9_-]{1,40}:\d{1,12}@\d{1,12}$")
@@ -158,6 +160,15 @@ def _check_bool(value: Any) -> str | None:
     return None if isinstance(value, bool) else "Must be true or false."
 
 
+def _check_budget(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value \
+            or not 0 <= value <= MAX_MONTHLY_BUDGET:
+        return f"Must be a number of US dollars from 0 to {MAX_MONTHLY_BUDGET:,}, or null for no budget."
+    return None
+
+
 def validate_image_generation(current: dict[str, Any], changes: Any) -> dict[str, Any]:
     """Merge ``changes`` into ``current`` and validate; raise SettingsError with per-field errors."""
     if not isinstance(changes, dict):
@@ -175,6 +186,7 @@ def validate_image_generation(current: dict[str, Any], changes: Any) -> dict[str
         "partial_images": _check_int(merged["partial_images"], 0, MAX_PARTIAL_IMAGES),
         "desktop_enabled": _check_bool(merged["desktop_enabled"]),
         "mobile_enabled": _check_bool(merged["mobile_enabled"]),
+        "monthly_budget": _check_budget(merged["monthly_budget"]),
     }
     if checks["provider"] is None:
         checks["model"] = validate_model(merged["provider"], merged["model"])

@@ -8,6 +8,7 @@ from .accounts import Account, User
 from .base import MAX_DB_ID, utcnow
 from .content import Content, Image, ImageVersion
 from .settings import IntegrationSettings, PromptTemplate
+from .spend import SpendEntry, SpendReservation
 from .tasks import AccountTotals, GenerationTask
 from .webhooks import DELIVERY_STATES, WebhookDelivery
 
@@ -19,5 +20,5 @@ INTEGRATION_TYPES = ("image_generation", "openai", "runware", "webhook")
 __all__ = [
     "IMAGE_STATUSES", "IMAGE_TYPES", "INTEGRATION_TYPES", "MAX_DB_ID", "TASK_STATES", "Account", "AccountTotals",
     "Content", "DELIVERY_STATES", "GenerationTask", "Image", "ImageVersion", "IntegrationSettings", "PromptTemplate",
-    "User", "WebhookDelivery", "utcnow",
+    "SpendEntry", "SpendReservation", "User", "WebhookDelivery", "utcnow",
 ]

@@ -24,22 +24,13 @@ import openai
 from openai import OpenAI
 
 from ..outbound.deadline import Deadline, DeadlineExceeded, current_deadline
+from ..spend.prices import configured_prices_file, image_price
 from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
 from .catalog import openai_models
 
-# Estimated USD per 1024x1024 image by quality, from OpenAI's published per-image prices for its
-# GPT image models (low 0.011, medium 0.042, high 0.167); other sizes scale by area (1536x1024 ->
-# x1.5). An estimate, not a bill: the API reports tokens, not dollars. xhigh and max have no
-# published per-image price: they are estimated at high's, and auto at medium's. One table for
-# every current model until per-model prices are known (the price table of the spend issue).
-PRICE_PER_SQUARE_IMAGE = {"low": 0.011, "medium": 0.042, "high": 0.167, "xhigh": 0.167, "max": 0.167,
-                          "auto": 0.042}
-# Each partial preview is billed as extra image output tokens: OpenAI's image generation guide
-# says 100 per partial image. At $40 per million image output tokens (the price behind the
-# medium 0.042 above: a medium 1024x1024 image is 1056 output tokens, 1056 x $40/1M = $0.042), one
-# partial costs about $0.004, whatever the size. Counted for the partials actually received.
-PARTIAL_IMAGE_OUTPUT_TOKENS = 100
-PRICE_PER_OUTPUT_TOKEN = 40 / 1_000_000
+# What an image costs comes from the price table (igny8/spend/prices.py): OpenAI answers tokens,
+# not dollars, so the recorded cost is the table's figure for the model, size, quality and the
+# partial previews received.
 CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 # Failures of the connect phase: the request never reached OpenAI, so nothing was made or billed.
 _NOT_SENT_CAUSES = ("ConnectError", "ConnectTimeout", "PoolTimeout")
@@ -115,13 +106,11 @@ def _watch_stream(deadline: Deadline, stream: Any) -> None:  # Any: an httpcore 
 
 def estimate_cost(model: str, width: int, height: int, quality: str = "medium",
                   partial_images: int = 0) -> float | None:
-    """Approximate USD cost of one image at ``quality`` plus ``partial_images`` previews; None for
-    a model or quality we have no price for."""
-    price = PRICE_PER_SQUARE_IMAGE.get(quality)
-    if price is None or model not in openai_models():
+    """USD cost of one image at ``quality`` plus ``partial_images`` previews, from the price table;
+    None for a model or quality it has no price for."""
+    if model not in openai_models():
         return None
-    partials = partial_images * PARTIAL_IMAGE_OUTPUT_TOKENS * PRICE_PER_OUTPUT_TOKEN
-    return round(price * (width * height) / (1024 * 1024) + partials, 6)
+    return image_price("openai", model, width, height, quality, partial_images, configured_prices_file())
 
 
 class OpenAIProvider(ImageProvider):

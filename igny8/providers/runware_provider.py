@@ -25,6 +25,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from ..outbound.deadline import Deadline, DeadlineExceeded, watched_session
 from ..outbound.urlpolicy import CHUNK_BYTES, FetchFailed, URLRefused, parse_allowed_hosts, safe_get
+from ..spend.prices import configured_prices_file, image_price
 from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
 
 DEFAULT_BASE_URL = "https://api.runware.ai/v1"
@@ -65,8 +66,12 @@ class RunwareProvider(ImageProvider):
             item = self._result_item(response, task["taskUUID"])
             data = self._image_bytes(item, deadline)
         cost = item.get("cost")
+        if not isinstance(cost, int | float) or isinstance(cost, bool) or cost < 0:
+            # No cost in the answer (includeCost is always sent): the price table's figure is recorded.
+            cost = image_price(self.name, request.model, request.width, request.height, request.quality, 0,
+                               configured_prices_file())
         return GeneratedImage(data=data, provider=self.name, model=request.model,
-                              cost=float(cost) if isinstance(cost, int | float) else None)
+                              cost=float(cost) if cost is not None else None)
 
     def _task(self, request: ImageRequest) -> dict[str, Any]:
         task: dict[str, Any] = {

@@ -9,6 +9,8 @@ from ..media.variants import StoredVariant
 from ..models import GenerationTask, Image, utcnow
 from ..progress.schema import ImageStatus, TaskState, TaskSummary
 from ..providers.base import GeneratedImage
+from ..spend.alerts import announce_pending
+from ..spend.budget import release, settle
 
 
 def start_image(task_id: str, image_id: int) -> Image | None:
@@ -31,10 +33,13 @@ def record_generated(image: Image, generated: GeneratedImage, variants: list[Sto
     mobile = next((v for v in variants if v.variant == "mobile"), None)
     add_version(image, variants, provider=generated.provider, model=generated.model, cost=generated.cost or 0.0,
                 placeholder=placeholder)
+    task_id = image.task_id
     image.status, image.error, image.task_id, image.generated_at = ImageStatus.GENERATED, None, None, utcnow()
     image.attempts += attempts
     image.cost = (image.cost or 0.0) + (generated.cost or 0.0)
+    settle(image, task_id, "generated", generated.cost or 0.0, provider=generated.provider, model=generated.model)
     db.session.commit()
+    announce_pending()
     return desktop, mobile
 
 
@@ -47,7 +52,9 @@ def record_failed(task_id: str, image_id: int, message: str, attempts: int, cost
     image.status, image.error, image.task_id = status_after_failure(image), message, None
     image.attempts += attempts
     image.cost = (image.cost or 0.0) + cost
+    settle(image, task_id, "failed", cost)
     db.session.commit()
+    announce_pending()
     return True
 
 
@@ -82,4 +89,5 @@ def finish_task(task: GenerationTask, summary: TaskSummary, error: str | None, c
     task.completed, task.failed = summary.completed, summary.failed
     task.cost, task.error = summary.cost, error
     task.cancelled, task.finished_at = cancelled, utcnow()
+    release(task.id)
     db.session.commit()

@@ -24,6 +24,7 @@ from ..logs import event
 from ..models import GenerationTask, Image, utcnow
 from ..progress.schema import FINAL_STATES, HELD_STATUSES, RUNNING_STATES, ImageStatus, TaskState
 from ..redis_client import get_rq_redis
+from ..spend.budget import release, release_ended
 from .announce import announce_finished
 from .readout import items_from_db, progress_store, result_body, summary_from_task
 
@@ -67,6 +68,7 @@ def fail_task(task: GenerationTask, error: str = TASK_ERROR) -> None:
         Image.id.in_(task.image_ids), Image.status == ImageStatus.GENERATED,
         Image.error.is_(None))) or 0  # a regeneration that failed leaves its image generated, with the error
     task.failed = task.total - task.completed
+    release(task.id)
     db.session.commit()
     summary, items = summary_from_task(task), items_from_db(task)
     store = progress_store()
@@ -106,5 +108,5 @@ def _release_orphans() -> None:
                                                      Image.task_id.in_(ended))).all()
     for image in orphans:
         image.status, image.error, image.task_id = status_after_failure(image), IMAGE_ERROR, None
-    if orphans:
+    if release_ended() or orphans:
         db.session.commit()

@@ -19,6 +19,7 @@ from ..logs import event
 from ..models import GenerationTask, Image, utcnow
 from ..progress.schema import QUEUED, ImageStatus, ItemStatus, QueueItem, TaskState
 from ..redis_client import get_rq_redis
+from ..spend.budget import BudgetExceeded, estimate, release, reserve
 from ..text import inert
 from .announce import announce_finished
 from .attempts import MAX_ATTEMPTS
@@ -63,6 +64,11 @@ def queue_task(account_id: int, body: Any) -> QueuedTask:
     task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
                           content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed))
     db.session.add(task)
+    try:
+        reserve(account_id, task_id, estimate(claimed, settings), settings["monthly_budget"])
+    except BudgetExceeded:
+        db.session.rollback()  # the claim too: nothing is queued
+        raise
     # Built before the commit, which expires every row (reading them after it would reload each).
     items = [QueueItem.from_image(img, i, img.content.title) for i, img in enumerate(claimed, start=1)]
     db.session.commit()
@@ -102,6 +108,7 @@ def release_task(task: GenerationTask, *, state: str, error: str | None = None, 
     db.session.execute(db.update(Image).where(Image.task_id == task.id, Image.status == ImageStatus.QUEUED)
                        .values(status=back, task_id=None))
     task.state, task.error, task.cancelled, task.finished_at = state, error, cancelled, utcnow()
+    release(task.id)
     db.session.commit()
     summary, items = summary_from_task(task), items_from_db(task)
     try:

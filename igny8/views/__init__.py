@@ -25,6 +25,7 @@ def register_views(app: Flask) -> None:
         api_output,
         api_settings,
         api_tasks,
+        api_usage,
         api_webhooks,
         api_writer,
         article_page,
@@ -35,10 +36,11 @@ def register_views(app: Flask) -> None:
         modal,
         pages,
         settings_pages,
+        usage_page,
     )
 
     for module in (auth, pages, article_page, settings_pages, api_settings, api_webhooks, api_writer, api_content,
-                   api_images, api_output, api_tasks, events, modal, health, api_docs, metrics):
+                   api_images, api_output, api_tasks, events, modal, health, api_docs, metrics, api_usage, usage_page):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 

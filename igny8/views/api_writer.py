@@ -10,6 +10,7 @@ from ..content.articles import article_dict, create_article, list_content, list_
 from ..extensions import db
 from ..logs import event
 from ..models import IMAGE_STATUSES
+from ..spend.preview import dry_run, split_dry_run
 from ..tasks.service import queue_task
 from .api_common import api_login_required, int_arg, json_body
 
@@ -46,7 +47,11 @@ def images_list() -> ResponseReturnValue:
 @api_login_required
 def generate_images() -> ResponseReturnValue:
     """Queue a task by the queue rule (or for explicit ids); 202 with its queue, or the running
-    task that already holds the images (``existing``)."""
-    queued = queue_task(current_account_id(), json_body())
+    task that already holds the images (``existing``). ``dry_run: true``: 200 with the queue, its
+    ``estimated_cost`` and the month's ``budget``, nothing queued. 402 over budget."""
+    preview, body = split_dry_run(json_body())
+    if preview:
+        return jsonify(dry_run(current_account_id(), body))
+    queued = queue_task(current_account_id(), body)
     return jsonify(success=True, task_id=queued.task.id, existing=queued.existing,
                    queue=[item.to_dict() for item in queued.items], note=queued.note), 202

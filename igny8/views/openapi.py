@@ -32,6 +32,7 @@ from .openapi_parts import (
     ref,
     text,
 )
+from .openapi_spend import MONTHLY_BUDGET, generate_responses, spend_paths, spend_schemas
 from .openapi_webhooks import webhook_paths, webhook_schemas
 
 # ---------------------------------------------------------------- components
@@ -56,6 +57,7 @@ def schemas() -> dict[str, Any]:
             "quality": {"enum": list(openai_catalogue()["qualities"])},
             "background": {"enum": list(backgrounds())},
             "partial_images": {"type": "integer", "minimum": 0, "maximum": MAX_PARTIAL_IMAGES},
+            "monthly_budget": MONTHLY_BUDGET,
         }),
         "Credentials": ok({"configured": {"type": "boolean"},
                            "key_hint": nullable({"type": "string", "maxLength": 8}),
@@ -123,6 +125,7 @@ def request_schemas() -> dict[str, Any]:
             "background": {"enum": list(backgrounds())},
             "partial_images": {"type": "integer", "minimum": 0, "maximum": MAX_PARTIAL_IMAGES,
                                "description": "Previews streamed per image (OpenAI bills each)"},
+            "monthly_budget": MONTHLY_BUDGET,
         }, required=(), description="Any subset of the settings; the others keep their value."),
         "OpenAICredentialsUpdate": credentials_update({"enum": list(MODELS["openai"])}),
         "RunwareCredentialsUpdate": credentials_update(
@@ -140,6 +143,7 @@ def request_schemas() -> dict[str, Any]:
             "ids": nullable({"type": "array", "minItems": 1, "maxItems": MAX_IDS,
                              "items": {"type": "integer", "minimum": 1, "maximum": MAX_DB_ID}}),
             "content_id": nullable({"type": "integer", "minimum": 1, "maximum": MAX_DB_ID}),
+            "dry_run": {"type": "boolean", "description": "true: answer the queue and its estimate, queue nothing"},
         }, required=(), anyOf=[{"required": ["ids"], "properties": {"ids": {"type": "array"}}},
                    {"required": ["content_id"], "properties": {"content_id": {"type": "integer"}}}],
                    description="ids alone, content_id alone (the queue is built by the rule), or both."),
@@ -201,6 +205,7 @@ def paths() -> dict[str, Any]:
                 body=json_body(ref("ArticleCreate"))),
         },
         **output_paths(),
+        **spend_paths(),
         f"{API}/writer/images/": {"get": operation("List images", {
             "200": json_response("The account's images", ok({"images": {"type": "array", "items": ref("Image")}})),
             "400": error("BadRequest")}, parameters=[
@@ -212,7 +217,7 @@ def paths() -> dict[str, Any]:
         f"{API}/writer/images/generate_images/": {"post": operation("Generate images", {
             "202": json_response("Queued (or, with existing: true, already held by the running task named)",
                                  generate),
-            "404": error("NotFound"), "409": error("Conflict"), "503": error("Unavailable")},
+            "404": error("NotFound"), "409": error("Conflict"), "503": error("Unavailable"), **generate_responses()},
             body=json_body(ref("GenerateImages")))},
         f"{API}/system/settings/task_progress/{{task_id}}/": {"get": operation("Task progress", {
             "200": json_response("The task's state", ref("TaskProgress")), "404": error("NotFound")},
@@ -248,7 +253,7 @@ def document() -> dict[str, Any]:
     """The whole OpenAPI document (a fresh dict each call)."""
     base = schemas()
     components = {**base, **article_schemas(base), **request_schemas(), **article_request_schemas(),
-                  **webhook_schemas()}
+                  **webhook_schemas(), **spend_schemas()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "igny8 Images API", "version": "1",

@@ -63,9 +63,21 @@ def _image_generation_form() -> dict[str, Any]:
         if name in form:
             value = form[name].strip()
             changes[name] = int(value) if value.lstrip("-").isdigit() else value
+    if "monthly_budget" in form:
+        changes["monthly_budget"] = _budget_value(form["monthly_budget"].strip())
     changes["desktop_enabled"] = form.get("desktop_enabled") == "on"
     changes["mobile_enabled"] = form.get("mobile_enabled") == "on"
     return changes
+
+
+def _budget_value(value: str) -> Any:
+    """Empty: no budget; a number: that many dollars; anything else as typed (validation says why)."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 @bp.post("/integrations/image_generation")
