@@ -1,8 +1,9 @@
 """The RQ worker: ``python worker.py``.
 
 Builds the app with the factory, sweeps work a dead worker left behind, schedules the periodic
-sweep, then runs the ``images`` queue with RQ's scheduler. The app context pushed here is
-inherited by every forked work-horse, so jobs can use the database and config.
+sweep, then runs the ``images``, ``maintenance`` and ``bulk`` queues (in that order: a click never
+waits behind bulk work) with RQ's scheduler. The app context pushed here is inherited by every
+forked work-horse, so jobs can use the database and config.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from rq.scheduler import RQScheduler
 from igny8 import create_app
 from igny8.extensions import db
 from igny8.redis_client import get_rq_redis
-from igny8.tasks.jobs import IMAGES_QUEUE, MAINTENANCE_QUEUE, schedule_sweep
+from igny8.tasks.jobs import BULK_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE, schedule_sweep
 from igny8.tasks.reconcile import reconcile
+from igny8.tasks.scheduling import refeed
 
 WORKER_TTL = 25
 
@@ -121,10 +123,15 @@ def main() -> int:
     log = logging.getLogger("igny8.worker")
     connection = get_rq_redis()
     failed = reconcile()
+    try:
+        refeed()  # bulk tasks whose line Redis lost (a restart) are put back in it
+    except RedisError as exc:
+        log.warning("worker_refeed_failed error=%s", exc)
     db.session.remove()
     db.engine.dispose()  # forked work-horses must not share the parent's connections
     name = f"igny8-{socket.gethostname()}-{os.getpid()}"
-    queues = [Queue(IMAGES_QUEUE, connection=connection), Queue(MAINTENANCE_QUEUE, connection=connection)]
+    # RQ takes the queues in this order: a click (images) before the sweep, both before bulk work.
+    queues = [Queue(name, connection=connection) for name in (IMAGES_QUEUE, MAINTENANCE_QUEUE, BULK_QUEUE)]
     log.info("worker_start name=%s queues=%s redis=%s database=%s reconciled=%d", name,
              ",".join(q.name for q in queues), connection.connection_pool.connection_kwargs.get("port"),
              db.engine.url.render_as_string(hide_password=True), len(failed))

@@ -7,8 +7,9 @@ from ..progress.schema import ImageStatus, TaskState
 from .accounts import Account, User
 from .base import MAX_DB_ID, utcnow
 from .content import Content, Image, ImageVersion
+from .runs import RUN_SOURCES, Run
 from .settings import IntegrationSettings, PromptTemplate
-from .tasks import AccountTotals, GenerationTask
+from .tasks import TASK_KINDS, AccountTotals, GenerationTask
 
 IMAGE_STATUSES = tuple(ImageStatus)
 IMAGE_TYPES = ("featured", "in_article")
@@ -17,5 +18,6 @@ INTEGRATION_TYPES = ("image_generation", "openai", "runware")
 
 __all__ = [
     "IMAGE_STATUSES", "IMAGE_TYPES", "INTEGRATION_TYPES", "MAX_DB_ID", "TASK_STATES", "Account", "AccountTotals",
-    "Content", "GenerationTask", "Image", "ImageVersion", "IntegrationSettings", "PromptTemplate", "User", "utcnow",
+    "Content", "GenerationTask", "Image", "ImageVersion", "IntegrationSettings", "PromptTemplate",
+    "RUN_SOURCES", "Run", "TASK_KINDS", "User", "utcnow",
 ]

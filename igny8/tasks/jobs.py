@@ -12,6 +12,7 @@ from rq import Queue
 
 # The RQ queues: the images queue holds one job per task; the maintenance queue, the sweeps.
 IMAGES_QUEUE = "images"
+BULK_QUEUE = "bulk"  # workers take it after IMAGES_QUEUE: a click never waits behind bulk work
 MAINTENANCE_QUEUE = "maintenance"
 SWEEP_LOCK = "igny8:sweep:scheduled"
 
@@ -23,12 +24,24 @@ def process_image_generation_queue(task_id: str) -> dict[str, Any]:
     return TaskRunner(current_app._get_current_object(), task_id).run()
 
 
+def process_bulk_task(task_id: str) -> dict[str, Any]:
+    """One article of a bulk run; when it ends (however), the next bulk task is fed to RQ."""
+    from .runs import task_ended
+
+    try:
+        return process_image_generation_queue(task_id)
+    finally:
+        task_ended(task_id)
+
+
 def reconcile_stuck_work() -> dict[str, Any]:
     """The periodic sweep: fail what a dead worker left behind, then schedule the next sweep."""
     from ..redis_client import get_rq_redis
     from .reconcile import reconcile
+    from .scheduling import refeed
 
     failed = reconcile()
+    refeed()
     connection = get_rq_redis()
     connection.delete(SWEEP_LOCK)
     schedule_sweep(connection, current_app.config["RECONCILE_INTERVAL"])

