@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from igny8.extensions import db
-from igny8.models import GenerationTask, Image
+from igny8.models import GenerationTask, Image, utcnow
 from igny8.redis_client import get_redis, get_rq_redis
 from igny8.tasks import scheduling
 from igny8.tasks.jobs import BULK_QUEUE, reconcile_stuck_work
@@ -134,3 +134,72 @@ def test_retry_requeues_the_failed_images_as_a_new_run(writer, fake_openai, star
     assert retried.json["run_id"] != run_id and retried.json["total_images"] == 1
     assert [t["content_id"] for t in retried.json["tasks"]] == [bad["id"]]
     assert run_finished(writer, retried.json["run_id"])["failed"] == 1
+
+
+def _started_order(app: Flask, run_ids: list[str]) -> list[tuple[str, int]]:
+    with app.app_context():
+        tasks = db.session.scalars(db.select(GenerationTask).where(GenerationTask.run_id.in_(run_ids))
+                                   .order_by(GenerationTask.started_at)).all()
+        return [(task.run_id, task.content_id) for task in tasks]
+
+
+def test_feeder_takes_bulk_tasks_round_robin_across_accounts(writer, writer_for, globex, start_worker, app):
+    theirs = writer_for(globex)
+    for who in (writer, theirs):
+        who.configure(provider="local", model="placeholder", max_in_article_images=0)
+    mine = [writer.article(in_article=0, title=f"A{i}") for i in range(4)]
+    their = [theirs.article(in_article=0, title=f"B{i}") for i in range(2)]
+    run_a = bulk(writer, {"content_ids": [c["id"] for c in mine]}).json["run_id"]
+    run_b = bulk(theirs, {"content_ids": [c["id"] for c in their]}).json["run_id"]
+    with app.app_context():
+        assert get_rq_redis().llen(f"rq:queue:{BULK_QUEUE}") == 1, "the RQ queue holds one job per worker slot"
+        assert get_redis().scard(scheduling.WAITING) == 5
+    start_worker()
+    run_finished(writer, run_a)
+    run_finished(theirs, run_b)
+    a, b = ([c["id"] for c in mine], [c["id"] for c in their])
+    # A's first task was fed when its run was created; from then on the accounts take turns.
+    assert _started_order(app, [run_a, run_b]) == [(run_a, a[0]), (run_a, a[1]), (run_b, b[0]), (run_a, a[2]),
+                                                   (run_b, b[1]), (run_a, a[3])]
+
+
+def test_a_click_overtakes_a_bulk_backlog(writer, writer_for, globex, start_worker, app):
+    theirs = writer_for(globex)
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    theirs.configure(provider="local", model="placeholder", max_in_article_images=1)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.2")
+    backlog = articles(writer, 15)
+    run_id = bulk(writer, {"content_ids": [c["id"] for c in backlog]}).json["run_id"]
+    wait_for(lambda: summary(writer, run_id)["state"] == "running", timeout=20, message="the bulk run to start")
+    clicked = time.monotonic()
+    task_id = theirs.generate(theirs.article(in_article=1))
+    assert theirs.finished(task_id, timeout=30)["state"] == "SUCCESS"
+    waited = time.monotonic() - clicked
+    status = summary(writer, run_id)
+    assert status["state"] == "running" and status["remaining"] >= 10, "the click did not wait for the backlog"
+    assert waited < 5
+    with app.app_context():
+        task = db.session.get(GenerationTask, task_id)
+        assert task.kind == "interactive" and (task.started_at - task.created_at).total_seconds() < 2
+    writer.client.post(run_url(run_id, "cancel"), headers=writer.headers)
+    run_finished(writer, run_id)
+
+
+def test_a_lost_feed_is_fed_again_by_the_sweep(writer, start_worker, app):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=0)
+    contents = [writer.article(in_article=0, title=f"T{i}") for i in range(3)]
+    run_id = bulk(writer, {"content_ids": [c["id"] for c in contents]}).json["run_id"]
+    with app.app_context():
+        get_redis().flushdb()  # a Redis restart without persistence: the line and the RQ job are gone
+        assert get_rq_redis().llen(f"rq:queue:{BULK_QUEUE}") == 0
+        # The task that had been fed lost its RQ job: once older than the grace, it goes back in line.
+        db.session.execute(db.update(GenerationTask).where(GenerationTask.enqueued_at.is_not(None))
+                           .values(enqueued_at=utcnow() - scheduling.LOST_GRACE * 2))
+        db.session.commit()
+        assert scheduling.refeed() == 3
+        assert get_rq_redis().llen(f"rq:queue:{BULK_QUEUE}") == 1 and scheduling.refeed() == 0
+    start_worker()
+    final = run_finished(writer, run_id)
+    assert final["completed"] == 3 and final["state"] == "finished"
+    with app.app_context():
+        assert reconcile_stuck_work()["failed_tasks"] == []
