@@ -203,3 +203,21 @@ def test_a_lost_feed_is_fed_again_by_the_sweep(writer, start_worker, app):
     assert final["completed"] == 3 and final["state"] == "finished"
     with app.app_context():
         assert reconcile_stuck_work()["failed_tasks"] == []
+
+
+def test_cli_bulk_shows_one_overall_bar_until_the_run_ends(writer, worker, worker_env, app):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    contents = articles(writer, 3)
+    done = writer.write("Text only")
+    result = run_cli(worker_env, "images", "bulk", "--all-missing", "--account", str(writer.who["account_id"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 article(s), 6 image(s)" in result.stdout
+    assert "6/6 images (0 failed), 3/3 articles" in result.stdout and "finished" in result.stdout
+    run_id = result.stdout.split()[1].rstrip(":")
+    watched = run_cli(worker_env, "images", "run", run_id)
+    assert watched.returncode == 0 and f"Run {run_id} finished: 6 generated, 0 failed" in watched.stdout
+    nothing = run_cli(worker_env, "images", "bulk", "--content-id", str(done["id"]), "--content-id",
+                      str(contents[0]["id"]))
+    assert nothing.returncode == 1 and "Nothing to generate" in nothing.stderr
+    usage = run_cli(worker_env, "images", "bulk", "--all-missing")
+    assert usage.returncode == 2 and "--account" in usage.stderr
