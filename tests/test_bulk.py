@@ -73,6 +73,7 @@ def test_bulk_run_generates_every_article_and_skips_those_with_nothing_to_genera
 @pytest.mark.parametrize("body, words", [
     ([1, 2], "JSON object"), ({}, "either"), ({"content_ids": []}, "1 to"), ({"content_ids": ["1"]}, "whole numbers"),
     ({"content_ids": [1], "all_missing": True}, "either"), ({"all_missing": "yes"}, "true or false"),
+    ({"all_missing": 1}, "true or false"), ({"content_ids": [1], "all_missing": 0}, "true or false"),
     ({"content_ids": [1], "extra": 1}, "Unknown field"), ({"content_ids": [True]}, "whole numbers"),
 ])
 def test_malformed_bulk_requests_answer_400(writer, body, words):

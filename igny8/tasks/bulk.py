@@ -47,7 +47,7 @@ def parse_bulk_request(body: Any) -> tuple[list[int] | None, bool]:
     if unknown:
         raise QueueError(400, f"Unknown field(s): {', '.join(sorted(map(str, unknown)))}.")
     ids, all_missing = body.get("content_ids"), body.get("all_missing")
-    if all_missing not in (None, True, False):
+    if all_missing is not None and not isinstance(all_missing, bool):
         raise QueueError(400, "all_missing must be true or false.")
     if ids is not None:
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)

@@ -32,6 +32,7 @@ from .openapi_parts import (
     ref,
     text,
 )
+from .openapi_runs import run_paths, run_schemas
 
 # ---------------------------------------------------------------- components
 
@@ -246,7 +247,7 @@ def output_paths() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """The whole OpenAPI document (a fresh dict each call)."""
     base = schemas()
-    components = {**base, **article_schemas(base), **request_schemas(), **article_request_schemas()}
+    components = {**base, **article_schemas(base), **request_schemas(), **article_request_schemas(), **run_schemas()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "igny8 Images API", "version": "1",
@@ -256,7 +257,7 @@ def document() -> dict[str, Any]:
                                 "to 1 MiB."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {**paths(), **article_paths(components)},
+        "paths": {**paths(), **article_paths(components), **run_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": components,
