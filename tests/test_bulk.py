@@ -222,3 +222,31 @@ def test_cli_bulk_shows_one_overall_bar_until_the_run_ends(writer, worker, worke
     assert nothing.returncode == 1 and "Nothing to generate" in nothing.stderr
     usage = run_cli(worker_env, "images", "bulk", "--all-missing")
     assert usage.returncode == 2 and "--account" in usage.stderr
+
+
+def test_images_page_confirms_and_creates_a_run_and_the_run_page_shows_it(writer, app):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    contents = articles(writer, 3)
+    writer.article(in_article=0, title="<script>alert(1)</script>")
+    assert writer.login().status_code == 302
+    page = writer.client.get("/writer/images").get_data(as_text=True)
+    assert page.count('class="bulk-check"') == 4 and "Select all 4 matching the filter" in page
+    assert "<script>alert(1)</script>" not in page
+    headers = {"X-CSRFToken": writer.csrf, "HX-Request": "true"}
+    picked = {"scope": "selected", "content_ids": [str(c["id"]) for c in contents[:2]]}
+    dialog = writer.client.post("/writer/runs/confirm", data=picked, headers=headers).get_data(as_text=True)
+    assert "Generate <strong>4 images</strong>" in dialog and "<strong>2 articles</strong>" in dialog
+    everything = writer.client.post("/writer/runs/confirm", data={"scope": "missing"}, headers=headers)
+    assert "<strong>7 images</strong>" in everything.get_data(as_text=True)
+    empty = writer.client.post("/writer/runs/confirm", data={"scope": "selected"}, headers=headers)
+    assert "Select at least one article" in empty.get_data(as_text=True)
+    refused = writer.client.post("/writer/runs/confirm", data=picked, headers={"HX-Request": "true"})
+    assert refused.status_code == 400, "no CSRF token, no run"
+    created = writer.client.post("/writer/runs/", data=picked, headers=headers)
+    assert created.status_code == 204 and created.headers["HX-Redirect"].startswith("/writer/runs/")
+    run_page = writer.client.get(created.headers["HX-Redirect"]).get_data(as_text=True)
+    assert "0 of 4 images" in run_page and 'hx-trigger="every 2s"' in run_page and "Article 0" in run_page
+    run_id = created.headers["HX-Redirect"].rsplit("/", 1)[1]
+    cancelled = writer.client.post(f"/writer/runs/{run_id}/cancel", headers=headers).get_data(as_text=True)
+    assert 'data-run-state="cancelled"' in cancelled and "every 2s" not in cancelled
+    assert no_image_stuck(app)

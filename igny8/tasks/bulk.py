@@ -178,3 +178,16 @@ def _line_up(created: CreatedRun, account_id: int) -> None:
         raise QueueError(503, "The job queue (Redis) is unavailable; nothing was queued. "
                               "Try again in a minute.") from exc
     scheduling.feed()
+
+
+def preview_run(account_id: int, content_ids: list[int] | None, all_missing: bool) -> dict[str, int]:
+    """What create_run would queue, without claiming anything: {articles, images, skipped}
+    (the confirmation dialog's figures). Raises QueueError(404) for ids outside the account."""
+    if all_missing:
+        content_ids = articles_with_missing(account_id)
+    else:
+        _check_owned(account_id, content_ids)
+    plans = _plans(account_id, content_ids, None)
+    articles = sum(1 for images in plans.values() if images)
+    return {"articles": articles, "images": sum(len(images) for images in plans.values()),
+            "skipped": len(content_ids) - articles}

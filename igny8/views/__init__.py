@@ -34,11 +34,12 @@ def register_views(app: Flask) -> None:
         metrics,
         modal,
         pages,
+        run_page,
         settings_pages,
     )
 
     for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_content, api_images,
-                   api_output, api_runs, api_tasks, events, modal, health, api_docs, metrics):
+                   api_output, api_runs, api_tasks, events, modal, run_page, health, api_docs, metrics):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 
