@@ -150,7 +150,8 @@ def main() -> int:
            ["baseline: one FIFO queue (1 click)", fifo_text, fifo_text, fifo_text]])
     baseline = fifo if fifo is not None else estimate
     print(f"\nratio FIFO / fair p95: {baseline / p95:.0f}x ({ahead} images ahead of the click in the FIFO queue)")
-    print(f"run creation: {len(created['tasks'])} articles in {create_s:.2f} s; {len(run['tasks'])} in {a_create_s:.2f} s\n")
+    print(f"run creation: {len(created['tasks'])} articles in {create_s:.2f} s; "
+          f"{len(run['tasks'])} in {a_create_s:.2f} s\n")
     results = [verdict("B's p95 <= 1 s", p95 <= 1.0, f"{p95:.3f} s"),
                verdict("a 5,000-article run created in <= 5 s", create_s <= 5.0, f"{create_s:.2f} s")]
     return harness.exit_code(results)

@@ -250,3 +250,26 @@ def test_images_page_confirms_and_creates_a_run_and_the_run_page_shows_it(writer
     cancelled = writer.client.post(f"/writer/runs/{run_id}/cancel", headers=headers).get_data(as_text=True)
     assert 'data-run-state="cancelled"' in cancelled and "every 2s" not in cancelled
     assert no_image_stuck(app)
+
+
+def test_a_bulk_task_steps_aside_between_images_for_a_click_and_resumes(writer, writer_for, globex, start_worker,
+                                                                         app):
+    theirs = writer_for(globex)
+    writer.configure(provider="local", model="placeholder", max_in_article_images=5)
+    theirs.configure(provider="local", model="placeholder", max_in_article_images=0)
+    start_worker(LOCAL_PROVIDER_LATENCY="0.4")
+    long_one = writer.article(in_article=5, title="Six images")
+    run_id = bulk(writer, {"content_ids": [long_one["id"]]}).json["run_id"]
+    wait_for(lambda: summary(writer, run_id)["tasks"][0]["completed"] >= 1, timeout=20, message="the first image")
+    task_id = theirs.generate(theirs.article(in_article=0))
+    assert theirs.finished(task_id, timeout=30)["state"] == "SUCCESS"
+    with app.app_context():
+        click = db.session.get(GenerationTask, task_id)
+        bulk_task = db.session.scalar(db.select(GenerationTask).filter_by(run_id=run_id))
+        assert bulk_task.finished_at is None or click.started_at < bulk_task.finished_at, "the click went first"
+    final = run_finished(writer, run_id)
+    assert final["completed"] == 6 and final["failed"] == 0 and final["tasks"][0]["outcome"] == "generated"
+    progress = writer.progress(final["tasks"][0]["task_id"])
+    assert progress["state"] == "SUCCESS" and progress["meta"]["completed"] == 6
+    assert [r["status"] for r in progress["meta"]["results"]] == ["completed"] * 6
+    assert no_image_stuck(app)

@@ -20,6 +20,7 @@ from ..progress.schema import RUNNING_STATES, ImageStatus, TaskState, TaskSummar
 from ..redis_client import get_redis
 from . import scheduling
 from .bulk import CreatedRun, create_run
+from .readout import items_from_db, progress_store, result_body, summary_from_task
 from .requests import QueueError
 from .service import cancel_task
 
@@ -118,11 +119,12 @@ def cancel_run(run: Run, error: str | None = None) -> None:
                        .values(state=TaskState.FAILURE if error else TaskState.SUCCESS, error=error,
                                finished_at=utcnow()).execution_options(synchronize_session=False))
     back = case((Image.active_version_id.is_not(None), ImageStatus.GENERATED.value), else_=ImageStatus.PENDING.value)
-    released = select(GenerationTask.id).where(GenerationTask.run_id == run.id, GenerationTask.started_at.is_(None),
-                                               GenerationTask.state.not_in(RUNNING_STATES))
-    db.session.execute(update(Image).where(Image.status == ImageStatus.QUEUED, Image.task_id.in_(released))
-                       .values(status=back, task_id=None).execution_options(synchronize_session=False))
+    for start in range(0, len(waiting_ids), 1000):
+        db.session.execute(update(Image).where(Image.status == ImageStatus.QUEUED,
+                                               Image.task_id.in_(waiting_ids[start:start + 1000]))
+                           .values(status=back, task_id=None).execution_options(synchronize_session=False))
     db.session.commit()
+    _finish_stepped_aside(run)
     for task in db.session.scalars(select(GenerationTask).where(GenerationTask.id.in_(running))):
         try:
             cancel_task(task)
@@ -130,6 +132,23 @@ def cancel_run(run: Run, error: str | None = None) -> None:
             pass  # it ended meanwhile
     finish_if_done(run.id)
     event("run_cancelled", account=run.account_id, run=run.id, released=len(waiting_ids))
+
+
+def _finish_stepped_aside(run: Run) -> None:
+    """Tasks that had started, then stepped aside for clicks, and were ended while waiting: their
+    live progress says so (``done``), as a task that ends in a worker does."""
+    ended = db.session.scalars(select(GenerationTask).where(
+        GenerationTask.run_id == run.id, GenerationTask.started_at.is_not(None),
+        GenerationTask.state.not_in(RUNNING_STATES), GenerationTask.finished_at >= run.created_at))
+    store = progress_store()
+    for task in ended:
+        try:
+            summary = store.snapshot(task.id)[0]
+        except RedisError:
+            continue
+        if summary is not None and not summary.finished:
+            final, items = summary_from_task(task), items_from_db(task)
+            store.finish_task(final, result_body(final, items))
 
 
 def retry_run(run: Run, user_id: int | None, source: str) -> CreatedRun:

@@ -29,9 +29,9 @@ from ..extensions import db
 from ..logs import event
 from ..models import GenerationTask, utcnow
 from ..progress.keys import PREFIX
-from ..progress.schema import TaskState
+from ..progress.schema import TaskState, TaskSummary
 from ..redis_client import get_redis, get_rq_redis
-from .jobs import BULK_QUEUE, process_bulk_task
+from .jobs import BULK_QUEUE, IMAGES_QUEUE, process_bulk_task
 
 RING = f"{PREFIX}:bulk:ring"  # list: accounts with bulk work waiting, in turn order
 RING_MEMBERS = f"{PREFIX}:bulk:ring_members"  # set: the same accounts (no account twice in the ring)
@@ -79,6 +79,20 @@ while want > 0 do
 end
 return out
 """
+
+
+# A task that stepped aside goes back to the front: of its account's list, and its account of the ring.
+# KEYS: ring, ring members, waiting set, the account's list. ARGV: account id, task id.
+_PUSH_FRONT = """
+if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then redis.call('LPUSH', KEYS[4], ARGV[2]) end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then redis.call('LREM', KEYS[1], 0, ARGV[1]) end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class StepAside(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a bulk task's runner between two images when clicks wait for a worker."""
 
 
 def _script(redis: Redis, source: str):  # noqa: ANN202 - redis-py's Script
@@ -181,3 +195,27 @@ def refeed() -> int:
         event("bulk_refed", tasks=added, lost_jobs=len(lost))
     feed()
     return added
+
+
+def clicks_waiting() -> bool:
+    """Whether interactive jobs wait in RQ (a bulk task then steps aside after its current image)."""
+    try:
+        return Queue(IMAGES_QUEUE, connection=get_rq_redis()).count > 0
+    except RedisError:
+        return False
+
+
+def step_aside(task: GenerationTask, summary: TaskSummary) -> dict[str, object]:
+    """End this job of a bulk task between two images so the worker takes the waiting click: the
+    task keeps its remaining images (queued), its counts so far are written, and it goes back to
+    the front of the line, where the next job resumes it."""
+    task.completed, task.failed, task.cost = summary.completed, summary.failed, summary.cost
+    task.state, task.enqueued_at = TaskState.PENDING, None
+    db.session.commit()
+    try:
+        _script(get_redis(), _PUSH_FRONT)(keys=[RING, RING_MEMBERS, WAITING, f"{ACCOUNT_LIST}{task.account_id}"],
+                                          args=[task.account_id, task.id])
+    except RedisError:
+        pass  # the sweep puts it back in line (it is PENDING with no enqueued_at)
+    event("bulk_task_stepped_aside", account=task.account_id, task=task.id, completed=task.completed)
+    return {"task_id": task.id, "stepped_aside": True}
