@@ -273,3 +273,18 @@ def test_a_bulk_task_steps_aside_between_images_for_a_click_and_resumes(writer, 
     assert progress["state"] == "SUCCESS" and progress["meta"]["completed"] == 6
     assert [r["status"] for r in progress["meta"]["results"]] == ["completed"] * 6
     assert no_image_stuck(app)
+
+
+def test_a_click_on_an_article_waiting_in_a_run_runs_its_task_now(writer, app):
+    writer.configure(provider="local", model="placeholder", max_in_article_images=0)
+    contents = [writer.article(in_article=0, title=f"W{i}") for i in range(3)]
+    run = bulk(writer, {"content_ids": [c["id"] for c in contents]}).json
+    waiting = run["tasks"][2]
+    answer = writer.click_generate(contents[2])
+    assert answer.status_code == 202 and answer.json["existing"] is True
+    assert answer.json["task_id"] == waiting["task_id"]
+    with app.app_context():
+        task = db.session.get(GenerationTask, waiting["task_id"])
+        assert task.kind == "interactive" and task.run_id == run["run_id"] and task.enqueued_at is not None
+        assert get_rq_redis().llen("rq:queue:images") == 1
+        assert not get_redis().sismember(scheduling.WAITING, waiting["task_id"]), "the feeder will not take it too"
