@@ -61,7 +61,7 @@ def test_bulk_run_generates_every_article_and_skips_those_with_nothing_to_genera
     assert [s["content_id"] for s in body["skipped"]] == [done["id"]]
     final = run_finished(writer, body["run_id"])
     assert final["state"] == "finished" and final["completed"] == 6 and final["failed"] == 0
-    assert final["articles"] == 3 and final["articles_done"] == 3 and final["eta_seconds"] is None
+    assert final["articles"] == 3 and final["articles_done"] == 3 and final["eta"] is None
     assert [row["outcome"] for row in final["tasks"]] == ["generated"] * 3
     progress = writer.progress(body["tasks"][0]["task_id"])
     assert progress["meta"]["run_id"] == body["run_id"]

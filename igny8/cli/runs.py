@@ -28,7 +28,7 @@ def run_line(body: dict[str, Any]) -> str:
     filled = BAR_WIDTH * done // total
     colour = "red" if body["failed"] and done == total else ("green" if done == total else "cyan")
     bar = click.style("█" * filled + "░" * (BAR_WIDTH - filled), fg=colour)
-    eta = body.get("eta_seconds")
+    eta = body.get("eta")
     eta_text = f", ETA {int(eta) // 60}m {int(eta) % 60}s" if eta is not None else ""
     return (f"{bar} {body['completed']}/{body['images']} images ({body['failed']} failed), "
             f"{body['articles_done']}/{body['articles']} articles, ${body['cost']:.4f}{eta_text} — {body['state']}")

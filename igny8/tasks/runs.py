@@ -86,7 +86,7 @@ def run_summary(run: Run, with_rows: bool = True) -> dict[str, Any]:
     body = {"success": True, "run_id": run.id, "state": state, "cancelled": run.cancelled, "source": run.source,
             "articles": len(rows), "articles_done": len(rows) - len(running), "images": images,
             "completed": completed, "failed": failed, "remaining": remaining,
-            "cost": round(sum(r.cost for r in rows), 6), "eta_seconds": eta,
+            "cost": round(sum(r.cost for r in rows), 6), "eta": eta,
             "created_at": run.created_at.timestamp(),
             "finished_at": run.finished_at.timestamp() if run.finished_at else None}
     if with_rows:

@@ -23,8 +23,8 @@ def run_schemas() -> dict[str, Any]:
         "cancelled": {"type": "boolean"}, "source": {"enum": ["web", "api", "cli"]},
         "articles": count, "articles_done": count, "images": count, "completed": count, "failed": count,
         "remaining": count, "cost": {"type": "number", "minimum": 0},
-        "eta_seconds": nullable({"type": "number", "minimum": 0, "description": "From the measured latency of the "
-                                 "account's provider and model, over the workers; null once nothing waits"}),
+        "eta": nullable({"type": "number", "minimum": 0, "description": "Seconds left, from the measured latency "
+                         "of the account's provider and model, over the workers; null once nothing waits"}),
         "created_at": {"type": "number"}, "finished_at": nullable({"type": "number"}),
         "tasks": {"type": "array", "items": obj({
             **task_row, "content_title": {"type": "string"}, "state": {"enum": list(TaskState)},
