@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 from flask import Flask
 
 from igny8.extensions import db
@@ -16,6 +17,7 @@ from igny8.tasks import scheduling
 from igny8.tasks.jobs import BULK_QUEUE, reconcile_stuck_work
 from tests.support.cli import run_cli
 from tests.support.waiting import wait_for
+from tests.test_metrics import scrape, stack, value  # noqa: F401 - stack: the metrics fixture (gunicorn)
 
 BULK = "/api/v1/writer/images/generate_bulk/"
 
@@ -288,3 +290,17 @@ def test_a_click_on_an_article_waiting_in_a_run_runs_its_task_now(writer, app):
         assert task.kind == "interactive" and task.run_id == run["run_id"] and task.enqueued_at is not None
         assert get_rq_redis().llen("rq:queue:images") == 1
         assert not get_redis().sismember(scheduling.WAITING, waiting["task_id"]), "the feeder will not take it too"
+
+
+def test_batch_wait_metric_counts_bulk_tasks_as_bulk(stack, acme, start_worker, writer):  # noqa: F811
+    web, env = stack
+    writer.configure(provider="local", model="placeholder", max_in_article_images=0)
+    contents = [writer.article(in_article=0, title=f"M{i}") for i in range(2)]
+    run = requests.post(f"{web.url}{BULK}", headers=acme["headers"], timeout=10,
+                        json={"content_ids": [c["id"] for c in contents]}).json()
+    assert value(scrape(web), "igny8_queue_length", queue=BULK_QUEUE) == 1, "one job per worker slot, not two"
+    start_worker(**{k: env[k] for k in ("PROMETHEUS_MULTIPROC_DIR", "METRICS_TOKEN")})
+    run_finished(writer, run["run_id"])
+    samples = scrape(web)
+    assert value(samples, "igny8_batch_wait_seconds_count", kind="bulk") == 2
+    assert value(samples, "igny8_batch_wait_seconds_count", kind="interactive") in (None, 0)
