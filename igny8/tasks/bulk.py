@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 
 from ..extensions import db
 from ..integrations.settings import image_generation_config
 from ..logs import event
 from ..models import MAX_DB_ID, Content, GenerationTask, Image, Run, utcnow
-from ..progress.schema import HELD_STATUSES, ImageStatus, TaskState
+from ..progress.schema import HELD_STATUSES, RUNNING_STATES, ImageStatus, TaskState
 from . import scheduling
 from .requests import QueueError
 from .rule import GENERATABLE, plan_queue
@@ -172,9 +172,9 @@ def _line_up(created: CreatedRun, account_id: int) -> None:
     try:
         scheduling.push(account_id, [t["task_id"] for t in created.tasks])
     except RedisError as exc:
-        from .runs import cancel_run
-
-        cancel_run(created.run, error="The job queue is unavailable; try again in a minute.")
+        end_waiting(created.run, error="The job queue is unavailable; try again in a minute.")
+        created.run.finished_at = utcnow()
+        db.session.commit()
         raise QueueError(503, "The job queue (Redis) is unavailable; nothing was queued. "
                               "Try again in a minute.") from exc
     scheduling.feed()
@@ -191,3 +191,33 @@ def preview_run(account_id: int, content_ids: list[int] | None, all_missing: boo
     articles = sum(1 for images in plans.values() if images)
     return {"articles": articles, "images": sum(len(images) for images in plans.values()),
             "skipped": len(content_ids) - articles}
+
+
+def end_waiting(run: Run, error: str | None = None) -> list[str]:
+    """Mark the run cancelled and end its tasks still waiting in line (not handed to RQ): SUCCESS and
+    cancelled (FAILURE with ``error`` when the run could not be queued), their images back to pending,
+    or generated when they have a version. Running tasks are only flagged. Returns the ended ids."""
+    running = select(GenerationTask.id).where(GenerationTask.run_id == run.id,
+                                              GenerationTask.state.in_(RUNNING_STATES))
+    run.cancelled = True
+    db.session.execute(update(GenerationTask).where(GenerationTask.id.in_(running)).values(cancelled=True)
+                       .execution_options(synchronize_session=False))
+    waiting = select(GenerationTask.id).where(GenerationTask.run_id == run.id, GenerationTask.state
+                                              == TaskState.PENDING, GenerationTask.enqueued_at.is_(None))
+    waiting_ids = list(db.session.scalars(waiting))
+    try:
+        scheduling.drop(waiting_ids)
+    except RedisError:
+        pass  # the feeder hands them to RQ anyway, and the job skips a task that has ended
+    db.session.execute(update(GenerationTask).where(GenerationTask.run_id == run.id,
+                                                    GenerationTask.enqueued_at.is_(None),
+                                                    GenerationTask.state == TaskState.PENDING)
+                       .values(state=TaskState.FAILURE if error else TaskState.SUCCESS, error=error,
+                               finished_at=utcnow()).execution_options(synchronize_session=False))
+    back = case((Image.active_version_id.is_not(None), ImageStatus.GENERATED.value), else_=ImageStatus.PENDING.value)
+    for start in range(0, len(waiting_ids), 1000):
+        db.session.execute(update(Image).where(Image.status == ImageStatus.QUEUED,
+                                               Image.task_id.in_(waiting_ids[start:start + 1000]))
+                           .values(status=back, task_id=None).execution_options(synchronize_session=False))
+    db.session.commit()
+    return waiting_ids

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..integrations.settings import image_generation_config
@@ -19,7 +19,7 @@ from ..progress.latency import expected_seconds
 from ..progress.schema import RUNNING_STATES, ImageStatus, TaskState, TaskSummary
 from ..redis_client import get_redis
 from . import scheduling
-from .bulk import CreatedRun, create_run
+from .bulk import CreatedRun, create_run, end_waiting
 from .readout import items_from_db, progress_store, result_body, summary_from_task
 from .requests import QueueError
 from .service import cancel_task
@@ -103,27 +103,7 @@ def cancel_run(run: Run, error: str | None = None) -> None:
                                               GenerationTask.state.in_(RUNNING_STATES))
     if error is None and not db.session.scalar(select(func.count()).select_from(running.subquery())):
         raise QueueError(409, "This run has already finished.")
-    run.cancelled = True
-    db.session.execute(update(GenerationTask).where(GenerationTask.id.in_(running)).values(cancelled=True)
-                       .execution_options(synchronize_session=False))
-    waiting = select(GenerationTask.id).where(GenerationTask.run_id == run.id, GenerationTask.state
-                                              == TaskState.PENDING, GenerationTask.enqueued_at.is_(None))
-    waiting_ids = list(db.session.scalars(waiting))
-    try:
-        scheduling.drop(waiting_ids)
-    except RedisError:
-        pass  # the feeder hands them to RQ anyway, and the job skips a task that has ended
-    db.session.execute(update(GenerationTask).where(GenerationTask.run_id == run.id,
-                                                    GenerationTask.enqueued_at.is_(None),
-                                                    GenerationTask.state == TaskState.PENDING)
-                       .values(state=TaskState.FAILURE if error else TaskState.SUCCESS, error=error,
-                               finished_at=utcnow()).execution_options(synchronize_session=False))
-    back = case((Image.active_version_id.is_not(None), ImageStatus.GENERATED.value), else_=ImageStatus.PENDING.value)
-    for start in range(0, len(waiting_ids), 1000):
-        db.session.execute(update(Image).where(Image.status == ImageStatus.QUEUED,
-                                               Image.task_id.in_(waiting_ids[start:start + 1000]))
-                           .values(status=back, task_id=None).execution_options(synchronize_session=False))
-    db.session.commit()
+    waiting_ids = end_waiting(run, error)
     _finish_stepped_aside(run)
     for task in db.session.scalars(select(GenerationTask).where(GenerationTask.id.in_(running))):
         try:
