@@ -89,10 +89,10 @@ def click_wait(stack: Stack, web: harness.Web, who: dict, content_id: int, cap: 
     return None
 
 
-def images_done(stack: Stack, account_id: int) -> int:
+def images_done(stack: Stack, account_id: int, status: str = "generated") -> int:
     with stack.app.app_context():
         return db.session.scalar(db.select(db.func.count()).where(Image.account_id == account_id,
-                                                                  Image.status == "generated")) or 0
+                                                                  Image.status == status)) or 0
 
 
 def main() -> int:
@@ -129,7 +129,7 @@ def main() -> int:
         throughput = made / elapsed  # A's images per second on the two workers, clicks and all
         summary = requests.get(f"{web.url}/api/v1/runs/{run['run_id']}/", headers=a["headers"], timeout=30).json()
         print(f"A's run during the clicks: {made} images in {elapsed:.1f} s ({throughput:.1f}/s), "
-              f"{summary['remaining']} remaining", flush=True)
+              f"{images_done(stack, a['account_id'], 'failed')} failed, {summary['remaining']} remaining", flush=True)
         post(f"{web.url}/api/v1/runs/{run['run_id']}/cancel", a["headers"])
         time.sleep(1.5)
         with stack.app.app_context():  # the baseline: everything on one FIFO queue, as clicks
