@@ -10,11 +10,19 @@ from flask import current_app
 from redis import Redis
 from rq import Queue
 
+from .attempts import MAX_ATTEMPTS
+
 # The RQ queues: the images queue holds one job per task; the maintenance queue, the sweeps.
 IMAGES_QUEUE = "images"
 BULK_QUEUE = "bulk"  # workers take it after IMAGES_QUEUE: a click never waits behind bulk work
 MAINTENANCE_QUEUE = "maintenance"
 SWEEP_LOCK = "igny8:sweep:scheduled"
+
+
+def job_timeout(images: int, concurrency: int) -> int:
+    """Worst case of the batch: every image using all its attempts, plus storage and slack."""
+    per_image = current_app.config["PROVIDER_TIMEOUT"] * MAX_ATTEMPTS + 90
+    return int(120 + per_image * -(-images // max(concurrency, 1)))
 
 
 def process_image_generation_queue(task_id: str) -> dict[str, Any]:

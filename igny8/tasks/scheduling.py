@@ -31,14 +31,13 @@ from ..models import GenerationTask, utcnow
 from ..progress.keys import PREFIX
 from ..progress.schema import TaskState, TaskSummary
 from ..redis_client import get_redis, get_rq_redis
-from .jobs import BULK_QUEUE, IMAGES_QUEUE, process_bulk_task
+from .jobs import BULK_QUEUE, IMAGES_QUEUE, job_timeout, process_bulk_task
 
 RING = f"{PREFIX}:bulk:ring"  # list: accounts with bulk work waiting, in turn order
 RING_MEMBERS = f"{PREFIX}:bulk:ring_members"  # set: the same accounts (no account twice in the ring)
 WAITING = f"{PREFIX}:bulk:waiting"  # set: every waiting task id
 ACCOUNT_LIST = f"{PREFIX}:bulk:account:"  # + account id: that account's waiting task ids, in order
 LOST_GRACE = timedelta(seconds=20)
-BULK_JOB_TIMEOUT = 3600
 PUSH_CHUNK = 2000
 
 # KEYS: ring, ring members, waiting set, the account's list. ARGV: account id, task ids...
@@ -139,10 +138,13 @@ def feed() -> list[str]:
                                                     GenerationTask.state == TaskState.PENDING)
                        .values(enqueued_at=utcnow()).execution_options(synchronize_session=False))
     db.session.commit()
+    totals = {row.id: row.total for row in db.session.execute(
+        select(GenerationTask.id, GenerationTask.total).where(GenerationTask.id.in_(task_ids)))}
     fed = []
     for task_id in task_ids:
-        try:
-            queue.enqueue(process_bulk_task, task_id, job_id=task_id, job_timeout=BULK_JOB_TIMEOUT,
+        try:  # sized as a click's job, for the worst case of one image after the other
+            queue.enqueue(process_bulk_task, task_id, job_id=task_id,
+                          job_timeout=job_timeout(totals.get(task_id, 1), 1),
                           description="Bulk run: one article's images", result_ttl=24 * 3600,
                           failure_ttl=7 * 24 * 3600)
         except RedisError:

@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
@@ -20,17 +19,10 @@ from ..models import GenerationTask, Image, utcnow
 from ..progress.schema import QUEUED, ImageStatus, ItemStatus, QueueItem, TaskState
 from ..redis_client import get_rq_redis
 from ..text import inert
-from .attempts import MAX_ATTEMPTS
-from .jobs import IMAGES_QUEUE, process_image_generation_queue
+from .jobs import IMAGES_QUEUE, job_timeout, process_image_generation_queue
 from .readout import items_from_db, progress_store, result_body, summary_from_task
 from .requests import QueueError, claim, holding_task, select_images
 from .scheduling import promote
-
-
-def job_timeout(images: int, concurrency: int) -> int:
-    """Worst case of the batch: every image using all its attempts, plus storage and slack."""
-    per_image = current_app.config["PROVIDER_TIMEOUT"] * MAX_ATTEMPTS + 90
-    return int(120 + per_image * -(-images // max(concurrency, 1)))
 
 
 @dataclass(frozen=True)
