@@ -1,8 +1,9 @@
 """The RQ worker: ``python worker.py``.
 
 Builds the app with the factory, sweeps work a dead worker left behind, schedules the periodic
-sweep, then runs the ``images`` queue with RQ's scheduler. The app context pushed here is
-inherited by every forked work-horse, so jobs can use the database and config.
+sweep, then runs the ``images``, ``maintenance`` and ``bulk`` queues (in that order: a click never
+waits behind bulk work) with RQ's scheduler. The app context pushed here is inherited by every
+forked work-horse, so jobs can use the database and config.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from igny8 import create_app
 from igny8.extensions import db
 from igny8.ops.forks import supervise
 from igny8.redis_client import get_rq_redis
-from igny8.tasks.jobs import IMAGES_QUEUE, MAINTENANCE_QUEUE, schedule_sweep
+from igny8.tasks.jobs import BULK_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE, schedule_sweep
 from igny8.tasks.reconcile import reconcile
+from igny8.tasks.scheduling import refeed
 from igny8.webhooks.delivery import WEBHOOKS_QUEUE
 
 WORKER_TTL = 25
@@ -125,11 +127,17 @@ def main() -> int:
     log = logging.getLogger("igny8.worker")
     connection = get_rq_redis()
     failed = reconcile()
+    try:
+        refeed()  # bulk tasks whose line Redis lost (a restart) are put back in it
+    except RedisError as exc:
+        log.warning("worker_refeed_failed error=%s", exc)
     db.session.remove()
     db.engine.dispose()  # forked work-horses must not share the parent's connections
     name = f"igny8-{socket.gethostname()}-{os.getpid()}"
-    # Webhooks first: an attempt takes at most WEBHOOK_TIMEOUT, and must not wait behind a backlog of batches.
-    queues = [Queue(name, connection=connection) for name in (WEBHOOKS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE)]
+    # RQ takes the queues in this order: webhooks (an attempt takes at most WEBHOOK_TIMEOUT), a click
+    # (images), the sweep, and bulk work last.
+    queues = [Queue(name, connection=connection)
+              for name in (WEBHOOKS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE, BULK_QUEUE)]
     processes = max(1, int(app.config["WORKER_PROCESSES"]))
     log.info("worker_start name=%s queues=%s processes=%d redis=%s database=%s reconciled=%d", name,
              ",".join(q.name for q in queues), processes, connection.connection_pool.connection_kwargs.get("port"),

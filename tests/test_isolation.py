@@ -16,6 +16,8 @@ from tests.support.accounts import Accounts
 from tests.support.waiting import wait_for
 from tests.support.writer import GENERATE, SETTINGS, Writer
 
+BULK = "/api/v1/writer/images/generate_bulk/"
+
 SECRET_TITLE = "Globex confidential launch"
 SECRET_PROMPT = "Globex prototype under a tarp"
 WEBHOOK = "/api/v1/system/integrations/webhook/"
@@ -44,10 +46,21 @@ def _globex_work(globex: Writer) -> dict:
     detail = globex.client.get(f"/api/v1/writer/images/{rows[0]['id']}/", headers=globex.headers).json
     [delivery] = wait_for(lambda: globex.client.get(f"{WEBHOOK}deliveries", headers=globex.headers)
                           .json["deliveries"], message="the task.finished delivery")
+    run = globex.client.post(BULK, json={"content_ids": [content["id"]]}, headers=globex.headers)
+    assert run.status_code == 409, "its images are generated: nothing to run"
     return {"content_id": content["id"], "image_ids": [row["id"] for row in rows], "task_id": task_id,
-            "version_id": detail["versions"][0]["id"], "image": detail,
+            "version_id": detail["versions"][0]["id"], "image": detail, "run_id": _globex_run(globex),
             "media": keys, "secrets": [SECRET_TITLE, SECRET_PROMPT, task_id, *keys, hook_url, WEBHOOK_SECRET,
                                        delivery["delivery"]]}
+
+
+def _globex_run(globex: Writer) -> str:
+    """A run of Globex's: its second article's featured image."""
+    second = globex.client.get("/api/v1/writer/content/", headers=globex.headers).json["content"]
+    pending = [c["id"] for c in second if c["title"] == f"{SECRET_TITLE} 2"]
+    run = globex.client.post(BULK, json={"content_ids": pending}, headers=globex.headers)
+    assert run.status_code == 202, run.json
+    return run.json["run_id"]
 
 
 class RouteProbe:
@@ -96,6 +109,24 @@ def _routes_naming_globex_ids_answer_404(probe: RouteProbe, work: dict, api: dic
     ask("POST", GENERATE, {404}, headers=api, json={"ids": work["image_ids"]})
     ask("POST", GENERATE, {404}, headers=api, json={"content_id": cid, "dry_run": True})
     ask("GET", f"/api/v1/writer/images/?content_id={cid}", {200}, headers=api)
+    _run_routes_answer_404(probe, work, api, form)
+
+
+def _run_routes_answer_404(probe: RouteProbe, work: dict, api: dict, form: dict) -> None:
+    """Globex's run and articles through the bulk routes (API and pages): 404, nothing queued."""
+    ask, rid, cid = probe.ask, work["run_id"], work["content_id"]
+    for action in ("cancel", "retry"):
+        ask("POST", f"/api/v1/runs/{rid}/{action}", {404}, headers=api)
+    ask("GET", f"/api/v1/runs/{rid}/", {404}, headers=api)
+    ask("GET", f"/api/v1/runs/{rid}/", {404})  # the same with the session cookie
+    ask("POST", BULK, {404}, headers=api, json={"content_ids": [cid]})
+    for path in (f"/writer/runs/{rid}", f"/writer/runs/{rid}/summary"):
+        ask("GET", path, {404})
+    for action in ("cancel", "retry"):
+        ask("POST", f"/writer/runs/{rid}/{action}", {404}, data=form)
+    for path in ("/writer/runs/confirm", "/writer/runs/"):  # the answer is a dialog saying "No article"
+        body = ask("POST", path, {200}, data={**form, "scope": "selected", "content_ids": str(cid)})
+        assert "No article with id" in body
 
 
 def _article_and_image_routes_answer_404(probe: RouteProbe, work: dict, api: dict, own_image_id: int) -> None:

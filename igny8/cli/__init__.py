@@ -58,6 +58,7 @@ def grant_operator_command(email: str, revoke: bool) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from . import runs  # noqa: F401 - adds ``images bulk`` and ``images run`` to the images group
     from .images import images_group, settings_group, tasks_group
 
     for command in (seed_demo_command, create_user_command, grant_operator_command, images_group, tasks_group,

@@ -7,9 +7,10 @@ from ..progress.schema import ImageStatus, TaskState
 from .accounts import Account, User
 from .base import MAX_DB_ID, utcnow
 from .content import Content, Image, ImageVersion
+from .runs import RUN_SOURCES, Run
 from .settings import IntegrationSettings, PromptTemplate
 from .spend import SpendEntry, SpendReservation
-from .tasks import AccountTotals, GenerationTask
+from .tasks import TASK_KINDS, AccountTotals, GenerationTask
 from .webhooks import DELIVERY_STATES, WebhookDelivery
 
 IMAGE_STATUSES = tuple(ImageStatus)
@@ -20,5 +21,5 @@ INTEGRATION_TYPES = ("image_generation", "openai", "runware", "webhook")
 __all__ = [
     "IMAGE_STATUSES", "IMAGE_TYPES", "INTEGRATION_TYPES", "MAX_DB_ID", "TASK_STATES", "Account", "AccountTotals",
     "Content", "DELIVERY_STATES", "GenerationTask", "Image", "ImageVersion", "IntegrationSettings", "PromptTemplate",
-    "SpendEntry", "SpendReservation", "User", "WebhookDelivery", "utcnow",
+    "RUN_SOURCES", "Run", "SpendEntry", "SpendReservation", "TASK_KINDS", "User", "WebhookDelivery", "utcnow",
 ]

@@ -14,11 +14,16 @@ from ..progress.schema import RUNNING_STATES, TaskState
 from .base import utcnow
 from .content import Content
 
+TASK_KINDS = ("interactive", "bulk")
+
 
 class GenerationTask(db.Model):
     __table_args__ = (Index("ix_generation_task_account_created", "account_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # interactive: a click (RQ queue ``images``); bulk: one article of a run, fed to RQ queue ``bulk``
+    kind: Mapped[str] = mapped_column(String(12), default=TASK_KINDS[0], server_default=TASK_KINDS[0])
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("run.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     content_id: Mapped[int | None] = mapped_column(ForeignKey("content.id"), index=True)
     image_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
@@ -30,6 +35,7 @@ class GenerationTask(db.Model):
     cost: Mapped[float] = mapped_column(default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]  # when its RQ job was enqueued (a bulk task waits before that)
     started_at: Mapped[datetime | None]
     # Written every few seconds by the running job; a stale heartbeat means its worker died.
     heartbeat_at: Mapped[datetime | None]

@@ -240,6 +240,7 @@ class TaskSummary(_Record):
     started_at: float | None = None
     finished_at: float | None = None
     heartbeat: float | None = None  # the runner's last sign of life (Redis only)
+    run_id: str | None = None  # the bulk run the task belongs to, None for a click
 
     @property
     def finished(self) -> bool:
@@ -268,7 +269,8 @@ class TaskSummary(_Record):
                 "total_images": self.total_images, "current_image": self.current_image,
                 "completed": self.completed, "failed": self.failed, "cancelled": self.cancelled,
                 "content_id": self.content_id, "content_title": self.content_title, "cost": self.cost,
-                "error": self.error, "started_at": self.started_at, "finished_at": self.finished_at}
+                "error": self.error, "started_at": self.started_at, "finished_at": self.finished_at,
+                "run_id": self.run_id}
 
     def job_meta(self) -> dict[str, Any]:
         """What rq-dashboard shows of the task's progress (the job's ``meta``)."""

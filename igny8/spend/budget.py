@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text
 
 from ..extensions import db
 from ..integrations.settings import image_generation_config
 from ..models import Account, GenerationTask, Image, SpendEntry, SpendReservation, utcnow
 from ..progress.schema import RUNNING_STATES
 from ..providers.base import ImageProvider
+from ..tasks.requests import QueueError
 from .alerts import check_threshold
 from .prices import configured_prices_file, image_price
 
@@ -47,16 +48,15 @@ class Budget:
                 "remaining": self.remaining}
 
 
-class BudgetExceeded(Exception):
-    """The estimate exceeds what remains of the month's budget: nothing may be queued (402)."""
-
-    status = 402
+class BudgetExceeded(QueueError):
+    """The estimate exceeds what remains of the month's budget: nothing may be queued (402). A
+    QueueError, so every caller that answers those (pages, CLI) answers this one too; the API's
+    handler adds the budget to the body."""
 
     def __init__(self, estimated: float, budget: Budget) -> None:
-        self.message = (f"This would cost about ${estimated:.2f} but only ${max(budget.remaining or 0, 0):.2f} of "
-                        f"this month's ${budget.monthly:.2f} budget remains; nothing was queued. "
-                        "Raise the budget in Settings or wait for next month.")
-        super().__init__(self.message)
+        super().__init__(402, f"This would cost about ${estimated:.2f} but only ${max(budget.remaining or 0, 0):.2f} "
+                              f"of this month's ${budget.monthly:.2f} budget remains; nothing was queued. "
+                              "Raise the budget in Settings or wait for next month.")
         self.estimated, self.budget = estimated, budget
 
 
@@ -134,6 +134,29 @@ def reserve(account_id: int, task_id: str, planned: Estimate, monthly: float | N
                        for image_id, amount in planned.per_image.items())
     db.session.flush()
     return budget_for(account_id, monthly)
+
+
+def reserve_many(account_id: int, planned: dict[str, Estimate], monthly: float | None) -> Budget:
+    """``reserve`` for many tasks at once (a bulk run): all of them or none (BudgetExceeded), one
+    lock, one batch INSERT however many images. The caller commits or rolls back."""
+    total = round(sum(p.total for p in planned.values()), 6)
+    if monthly is not None:
+        lock_account(account_id)
+        budget = budget_for(account_id, monthly)
+        if total > (budget.remaining or 0.0) + 1e-9:
+            raise BudgetExceeded(total, budget)
+    rows = [{"account_id": account_id, "task_id": task_id, "image_id": image_id, "provider": p.provider,
+             "model": p.model, "amount": amount, "created_at": utcnow()}
+            for task_id, p in planned.items() for image_id, amount in p.per_image.items()]
+    if rows:
+        db.session.execute(insert(SpendReservation), rows)
+    return budget_for(account_id, monthly)
+
+
+def release_many(task_ids: list[str]) -> None:
+    """``release`` for many tasks (a cancelled run's waiting tasks); the caller commits."""
+    for start in range(0, len(task_ids), 1000):
+        db.session.execute(delete(SpendReservation).where(SpendReservation.task_id.in_(task_ids[start:start + 1000])))
 
 
 def monthly_budget(account_id: int) -> float | None:

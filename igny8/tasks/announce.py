@@ -1,8 +1,9 @@
-"""``task.finished`` to the account's webhook, once per task, from every path that ends one:
-the runner (``runner.TaskRunner.finish``), a task released before it ran (``service.release_task``:
+"""``task.finished`` to the account's webhook, once per task, from every path that ends one: the
+runner (``runner.TaskRunner.finish``), a task released before it ran (``service.release_task``:
 cancelled, or the queue was unavailable) and the sweep after a dead worker
-(``reconcile.fail_task``). The delivery's ``subject`` ("task:<id>") keeps a task that two paths
-end (a sweep racing a slow runner) to one announcement."""
+(``reconcile.fail_task``); ``run.finished`` through ``announce`` (``runs.finish_if_done``). The
+delivery's ``subject`` ("task:<id>", "run:<id>") keeps a task that two paths end (a sweep racing a
+slow runner) to one announcement."""
 
 from __future__ import annotations
 
@@ -29,10 +30,15 @@ def task_data(task: GenerationTask) -> dict:
 
 
 def announce_finished(task: GenerationTask) -> None:
-    """Emit ``task.finished`` for an ended task. Never raises: the task has ended whatever the
+    """Emit ``task.finished`` for an ended task."""
+    announce(task.account_id, EVENT, task_data(task), f"task:{task.id}")
+
+
+def announce(account_id: int, event_name: str, data: dict, subject: str) -> None:
+    """Emit ``event_name`` once per ``subject``. Never raises: what ended has ended whatever the
     webhook's fate (a failure here is logged)."""
     try:
-        emit(task.account_id, EVENT, task_data(task), subject=f"task:{task.id}")
+        emit(account_id, event_name, data, subject=subject)
     except (SQLAlchemyError, RedisError) as exc:
         db.session.rollback()
-        event("webhook_emit_failed", level=30, account=task.account_id, task=task.id, error=type(exc).__name__)
+        event("webhook_emit_failed", level=30, account=account_id, subject=subject, error=type(exc).__name__)

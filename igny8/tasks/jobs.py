@@ -10,10 +10,19 @@ from flask import current_app
 from redis import Redis
 from rq import Queue
 
+from .attempts import MAX_ATTEMPTS
+
 # The RQ queues: the images queue holds one job per task; the maintenance queue, the sweeps.
 IMAGES_QUEUE = "images"
+BULK_QUEUE = "bulk"  # workers take it after IMAGES_QUEUE: a click never waits behind bulk work
 MAINTENANCE_QUEUE = "maintenance"
 SWEEP_LOCK = "igny8:sweep:scheduled"
+
+
+def job_timeout(images: int, concurrency: int) -> int:
+    """Worst case of the batch: every image using all its attempts, plus storage and slack."""
+    per_image = current_app.config["PROVIDER_TIMEOUT"] * MAX_ATTEMPTS + 90
+    return int(120 + per_image * -(-images // max(concurrency, 1)))
 
 
 def process_image_generation_queue(task_id: str) -> dict[str, Any]:
@@ -23,14 +32,26 @@ def process_image_generation_queue(task_id: str) -> dict[str, Any]:
     return TaskRunner(current_app._get_current_object(), task_id).run()
 
 
+def process_bulk_task(task_id: str) -> dict[str, Any]:
+    """One article of a bulk run; when it ends (however), the next bulk task is fed to RQ."""
+    from .runs import task_ended
+
+    try:
+        return process_image_generation_queue(task_id)
+    finally:
+        task_ended(task_id)
+
+
 def reconcile_stuck_work() -> dict[str, Any]:
     """The periodic sweep: fail what a dead worker left behind, then schedule the next sweep."""
     from ..redis_client import get_rq_redis
     from ..webhooks.delivery import resume_pending
     from .reconcile import reconcile
+    from .scheduling import refeed
 
     failed = reconcile()
     resumed = resume_pending()
+    refeed()
     connection = get_rq_redis()
     connection.delete(SWEEP_LOCK)
     schedule_sweep(connection, current_app.config["RECONCILE_INTERVAL"])

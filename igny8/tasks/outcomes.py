@@ -68,8 +68,15 @@ def release_image(task_id: str, image_id: int) -> None:
 
 
 def start_task(task: GenerationTask) -> None:
-    task.state, task.started_at, task.heartbeat_at = TaskState.PROGRESS, utcnow(), utcnow()
+    task.state, task.started_at, task.heartbeat_at = TaskState.PROGRESS, task.started_at or utcnow(), utcnow()
     db.session.commit()
+
+
+def held_images(task: GenerationTask) -> list[int]:
+    """The task's images it still holds queued, in its order (a bulk task resumed after stepping aside)."""
+    held = set(db.session.scalars(db.select(Image.id).where(Image.task_id == task.id,
+                                                            Image.status == ImageStatus.QUEUED)))
+    return [image_id for image_id in task.image_ids if image_id in held]
 
 
 def beat(task_id: str) -> None:

@@ -38,7 +38,7 @@ def summary_from_task(task: GenerationTask) -> TaskSummary:
         failed=task.failed, cancelled=task.cancelled, account_id=task.account_id, content_id=task.content_id,
         content_title=task.content.title if task.content else "", cost=task.cost, error=task.error,
         image_ids=list(task.image_ids), created_at=_epoch(task.created_at), started_at=_epoch(task.started_at),
-        finished_at=_epoch(task.finished_at))
+        finished_at=_epoch(task.finished_at), run_id=task.run_id)
 
 
 def items_from_db(task: GenerationTask) -> list[QueueItem]:
@@ -100,7 +100,7 @@ def progress_body(summary: TaskSummary, items: list[QueueItem]) -> dict[str, Any
             "current_image": summary.current_image, "total_images": summary.total_images,
             "completed": summary.completed, "failed": summary.failed, "cancelled": summary.cancelled,
             "outcome": summary.outcome, "content_id": summary.content_id or None,
-            "content_title": summary.content_title, "cost": summary.cost,
+            "content_title": summary.content_title, "cost": summary.cost, "run_id": summary.run_id,
             "results": [item.result() for item in items],
             "queue": [item.to_dict() for item in items],
         },
@@ -115,7 +115,7 @@ def summary_of_progress_body(body: dict[str, Any]) -> TaskSummary:
     return TaskSummary(task_id=body["task_id"], state=body["state"], total_images=meta["total_images"],
                        current_image=meta["current_image"], completed=meta["completed"], failed=meta["failed"],
                        cancelled=meta["cancelled"], content_id=meta["content_id"],
-                       content_title=meta["content_title"], cost=meta["cost"])
+                       content_title=meta["content_title"], cost=meta["cost"], run_id=meta.get("run_id"))
 
 
 def get_task(account_id: int, task_id: str) -> GenerationTask | None:

@@ -46,6 +46,8 @@ def _job_status(task_id: str) -> JobStatus | None:
 def is_dead(task: GenerationTask) -> bool:
     """Whether a PENDING/PROGRESS task's worker is gone. Redis errors count as 'not known dead'."""
     now = utcnow()
+    if task.kind == "bulk" and task.state == TaskState.PENDING:
+        return False  # waiting for the feeder, or fed: a lost job is put back in line (scheduling.refeed)
     try:
         status = _job_status(task.id)
     except RedisError:

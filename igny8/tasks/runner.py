@@ -1,10 +1,9 @@
 """Runs one task (the body of its RQ job): every image, one after another or a few at a time,
 each ending ``generated`` or ``failed`` with a message; the task ends SUCCESS.
 
-The runner orchestrates: the provider calls (``attempts``: the money rule), the storing of each
-image (on its own threads, so the next call starts at once), the database writes
-(``outcomes``), the live progress (``live``) and the heartbeat. Nothing is left stuck: an
-unexpected error ends every image it holds as failed.
+The runner orchestrates: the provider calls (``attempts``: the money rule), the storing of each image (on its
+own threads, so the next call starts at once), the database writes (``outcomes``), the live progress (``live``)
+and the heartbeat. Nothing is left stuck: an unexpected error ends every image it holds as failed.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ from .announce import announce_finished
 from .attempts import CallLog, ImageFailed, generate_with_retries
 from .live import LiveTask
 from .readout import items_from_db, progress_store, result_body, summary_from_task
+from .scheduling import StepAside, clicks_waiting, step_aside
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -76,6 +76,7 @@ class TaskRunner:
         self.live: LiveTask | None = None
         self.storer: ThreadPoolExecutor | None = None  # the storing threads, while images run
         self.stop_heartbeat = threading.Event()
+        self.bulk = False
 
     # ------------------------------------------------------------ the task
 
@@ -87,14 +88,18 @@ class TaskRunner:
         self.account_id, self.content_title = task.account_id, task.content.title if task.content else ""
         self.settings = image_generation_config(task.account_id)
         self.live = LiveTask(self.progress, summary_from_task(task), self.progress_items(task))
-        metrics.task_started(getattr(task, "kind", None) or "interactive", (utcnow() - task.created_at).total_seconds())
+        resumed, self.bulk = task.started_at is not None, task.kind == "bulk"  # resumed: it stepped aside before
+        if not resumed:
+            metrics.task_started(task.kind, (utcnow() - task.created_at).total_seconds())
         outcomes.start_task(task)
         self.live.update(state=TaskState.PROGRESS, started_at=time.time())
         self.live.publish()
         event("task_started", account=self.account_id, task=self.task_id, images=len(self.live.items))
         threading.Thread(target=self.beat, daemon=True, name=f"heartbeat-{self.task_id}").start()
         try:
-            error = self.run_images(task.image_ids)
+            error = self.run_images(outcomes.held_images(task) if resumed else task.image_ids)
+        except StepAside:
+            return step_aside(task, self.live.summary)
         except Exception as exc:  # the one top-level guard: record the failure, strand nothing
             current_app.logger.exception("task %s crashed", self.task_id)
             db.session.rollback()
@@ -110,7 +115,8 @@ class TaskRunner:
             _summary, items, _last = self.progress.snapshot(self.task_id)
         except RedisError:
             items = []
-        return items or items_from_db(task)  # Redis lost the keys: rebuild from the rows
+        live = {item.image_id: item for item in items}  # missing (lost, or never written): from the rows
+        return [live.get(item.image_id, item) for item in items_from_db(task)]
 
     def run_images(self, image_ids: list[int]) -> str | None:
         """Returns an error message when the task itself could not run."""
@@ -125,7 +131,9 @@ class TaskRunner:
         # next provider call starts at once. Leaving the blocks waits for every call and every store.
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="store") as self.storer:
             if concurrency == 1:  # one image at a time at the provider, as in the seed
-                for image_id in image_ids:
+                for n, image_id in enumerate(image_ids):
+                    if n and self.bulk and clicks_waiting():
+                        raise StepAside  # after the stores in flight: the with block waits for them
                     self.run_image(tools, image_id)
             else:
                 with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="image") as pool:

@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
@@ -22,16 +21,10 @@ from ..redis_client import get_rq_redis
 from ..spend.budget import BudgetExceeded, estimate, release, reserve
 from ..text import inert
 from .announce import announce_finished
-from .attempts import MAX_ATTEMPTS
-from .jobs import IMAGES_QUEUE, process_image_generation_queue
+from .jobs import IMAGES_QUEUE, job_timeout, process_image_generation_queue
 from .readout import items_from_db, progress_store, result_body, summary_from_task
 from .requests import QueueError, claim, holding_task, select_images
-
-
-def job_timeout(images: int, concurrency: int) -> int:
-    """Worst case of the batch: every image using all its attempts, plus storage and slack."""
-    per_image = current_app.config["PROVIDER_TIMEOUT"] * MAX_ATTEMPTS + 90
-    return int(120 + per_image * -(-images // max(concurrency, 1)))
+from .scheduling import promote
 
 
 @dataclass(frozen=True)
@@ -59,10 +52,13 @@ def queue_task(account_id: int, body: Any) -> QueuedTask:
             where = " of this article" if content else ""
             raise QueueError(409, f"Nothing to generate: every image{where} with a prompt is generated already."
                              + (f" {note}" if note else ""))
+        if promote(running):  # its bulk task still waits in line: the click runs it now
+            _enqueue(running, settings)
         return QueuedTask(running, items_from_db(running), True, note)
     contents = {img.content_id for img in claimed}
     task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
-                          content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed))
+                          content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed),
+                          enqueued_at=utcnow())
     db.session.add(task)
     try:
         reserve(account_id, task_id, estimate(claimed, settings), settings["monthly_budget"])

@@ -23,6 +23,7 @@ def register_views(app: Flask) -> None:
         api_docs,
         api_images,
         api_output,
+        api_runs,
         api_settings,
         api_tasks,
         api_usage,
@@ -35,12 +36,14 @@ def register_views(app: Flask) -> None:
         metrics,
         modal,
         pages,
+        run_page,
         settings_pages,
         usage_page,
     )
 
     for module in (auth, pages, article_page, settings_pages, api_settings, api_webhooks, api_writer, api_content,
-                   api_images, api_output, api_tasks, events, modal, health, api_docs, metrics, api_usage, usage_page):
+                   api_images, api_output, api_runs, api_tasks, events, modal, run_page, health, api_docs, metrics,
+                   api_usage, usage_page):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 

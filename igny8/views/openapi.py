@@ -32,6 +32,7 @@ from .openapi_parts import (
     ref,
     text,
 )
+from .openapi_runs import run_paths, run_schemas
 from .openapi_spend import MONTHLY_BUDGET, generate_responses, spend_paths, spend_schemas
 from .openapi_webhooks import webhook_paths, webhook_schemas
 
@@ -253,7 +254,7 @@ def document() -> dict[str, Any]:
     """The whole OpenAPI document (a fresh dict each call)."""
     base = schemas()
     components = {**base, **article_schemas(base), **request_schemas(), **article_request_schemas(),
-                  **webhook_schemas(), **spend_schemas()}
+                  **webhook_schemas(), **spend_schemas(), **run_schemas()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "igny8 Images API", "version": "1",
@@ -263,7 +264,7 @@ def document() -> dict[str, Any]:
                                 "to 1 MiB."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {**paths(), **article_paths(components), **webhook_paths()},
+        "paths": {**paths(), **article_paths(components), **webhook_paths(), **run_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": components,

@@ -285,5 +285,17 @@
     tick();
   });
   document.addEventListener("htmx:afterSwap", tick);
+
+  // ---------------------------------------------------------------- bulk runs (Images page)
+
+  document.addEventListener("change", function (event) {
+    if (!event.target.matches("[data-select-page]")) return;
+    document.querySelectorAll(".bulk-check").forEach(function (box) { box.checked = event.target.checked; });
+  });
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("[data-dismiss-bulk]")) return;
+    var dialog = document.getElementById("bulk-dialog");
+    if (dialog) dialog.innerHTML = "";
+  });
   window.igny8 = {closeModal: closeModal, shown: shown};
 })();
