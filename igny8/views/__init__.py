@@ -19,6 +19,7 @@ class IdConverter(IntegerConverter):
 def register_views(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     from . import (
+        account_events,
         api_content,
         api_docs,
         api_images,
@@ -37,7 +38,7 @@ def register_views(app: Flask) -> None:
     )
 
     for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_content, api_images,
-                   api_output, api_tasks, events, modal, health, api_docs, metrics):
+                   api_output, api_tasks, events, account_events, modal, health, api_docs, metrics):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 
