@@ -73,6 +73,7 @@ class Config:
     HEARTBEAT_STALE_SECONDS: int = 30
     RECONCILE_INTERVAL: int = 15
     IMAGES_PER_PAGE: int = 20
+    BATCHES_PER_PAGE: int = 25  # rows of the Batches page
     # An open event stream re-checks what authenticated it (API token, login session) this often,
     # and on every keepalive; a revoked token or a logged-out session ends the stream.
     STREAM_AUTH_RECHECK_SECONDS: float = 15.0

@@ -110,7 +110,8 @@ def _article_and_image_routes_answer_404(probe: RouteProbe, work: dict, api: dic
 
 
 def _intruders_own_lists_and_pages_show_nothing_of_globex(probe: RouteProbe, api: dict) -> None:
-    for path in ("/", "/writer/images", f"/writer/images?q={SECRET_TITLE.split()[0]}",
+    for path in ("/", "/writer/images", "/writer/batches", "/writer/batches?page=2",
+                 f"/writer/images?q={SECRET_TITLE.split()[0]}",
                  "/writer/images?status=generated", "/writer/content/new", "/settings/integrations",
                  "/settings/api-token"):
         probe.ask("GET", path, {200, 302}, follow_redirects=True)

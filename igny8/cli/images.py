@@ -103,7 +103,7 @@ def _article(content_id: int) -> Content:
 
 def _queue_and_watch(content: Content, body: dict[str, Any], no_wait: bool) -> None:
     try:
-        queued = queue_task(content.account_id, body)
+        queued = queue_task(content.account_id, body, source="cli")
     except QueueError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{'Already running' if queued.existing else 'Queued'}: task {queued.task.id}, {len(queued.items)} "

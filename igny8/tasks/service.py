@@ -44,8 +44,9 @@ class QueuedTask:
     note: str | None
 
 
-def queue_task(account_id: int, body: Any) -> QueuedTask:
-    """Claim the requested images for a new task and enqueue its job; raises QueueError."""
+def queue_task(account_id: int, body: Any, *, user_id: int | None = None, source: str | None = None) -> QueuedTask:
+    """Claim the requested images for a new task and enqueue its job; raises QueueError. ``user_id``
+    and ``source`` (models.TASK_SOURCES) record who started it and from where."""
     settings = image_generation_config(account_id)
     images, content, note = select_images(account_id, body, settings["max_in_article_images"])
     task_id = uuid.uuid4().hex
@@ -60,7 +61,8 @@ def queue_task(account_id: int, body: Any) -> QueuedTask:
         return QueuedTask(running, items_from_db(running), True, note)
     contents = {img.content_id for img in claimed}
     task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
-                          content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed))
+                          content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed),
+                          user_id=user_id, source=source)
     db.session.add(task)
     # Built before the commit, which expires every row (reading them after it would reload each).
     items = [QueueItem.from_image(img, i, img.content.title) for i, img in enumerate(claimed, start=1)]

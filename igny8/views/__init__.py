@@ -29,6 +29,7 @@ def register_views(app: Flask) -> None:
         api_writer,
         article_page,
         auth,
+        batches,
         events,
         health,
         metrics,
@@ -37,8 +38,8 @@ def register_views(app: Flask) -> None:
         settings_pages,
     )
 
-    for module in (auth, pages, article_page, settings_pages, api_settings, api_writer, api_content, api_images,
-                   api_output, api_tasks, events, account_events, modal, health, api_docs, metrics):
+    for module in (auth, pages, article_page, batches, settings_pages, api_settings, api_writer, api_content,
+                   api_images, api_output, api_tasks, events, account_events, modal, health, api_docs, metrics):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 
