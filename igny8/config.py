@@ -80,6 +80,9 @@ class Config:
     # An open event stream waits this long for Redis to answer again (keepalives meanwhile), then
     # reads on; past it the stream ends and the client's reconnect gets a snapshot.
     STREAM_OUTAGE_SECONDS: float = 30.0
+    # Seconds between keepalive comments of a quiet account stream (at most 15, DESIGN.md); a stream
+    # whose client left is freed at its next write.
+    STREAM_KEEPALIVE_SECONDS: float = 15.0
     # Behind a reverse proxy (deploy/nginx/igny8.conf): how many proxies in front of the app set
     # X-Forwarded-For/-Proto/-Host/-Port (0: none, the headers are ignored). Bind gunicorn where only
     # the proxy reaches it, or a client could forge them.
@@ -117,7 +120,7 @@ class Config:
             config["ALLOWED_HTTP_HOSTS"] = tuple(h.strip().lower() for h in os.environ["ALLOWED_HTTP_HOSTS"].split(",")
                                                  if h.strip())
         for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT", "MAX_DOWNLOAD_MB", "STREAM_AUTH_RECHECK_SECONDS",
-                     "STREAM_OUTAGE_SECONDS"):
+                     "STREAM_OUTAGE_SECONDS", "STREAM_KEEPALIVE_SECONDS"):
             if os.environ.get(name):
                 config[name] = float(os.environ[name])
         if os.environ.get("TRUSTED_PROXY_HOPS"):

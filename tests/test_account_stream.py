@@ -7,15 +7,29 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import requests
 import sseclient
 
 from igny8.progress.keys import account_events_key
 from igny8.streaming.hub import get_hub
 from tests.support.accounts import login_session
+from tests.support.streams import account_streams_freed
 from tests.support.waiting import wait_for
 
 EVENTS = "/api/v1/events"
+
+
+@pytest.fixture
+def app_config(app_config: dict) -> dict:
+    """Keepalives every second: a stream whose client left is freed within a second or two."""
+    return {**app_config, "STREAM_KEEPALIVE_SECONDS": 1.0}
+
+
+@pytest.fixture(autouse=True)
+def _streams_freed(app):  # noqa: ANN001, ANN202
+    yield
+    account_streams_freed(app)
 
 
 class AccountStream:
@@ -166,3 +180,19 @@ def test_a_client_that_leaves_is_freed(app, writer, worker, live_server):
     wait_for(lambda: hub.watching() == before, timeout=20, message="the subscribers freed")
     time.sleep(0.2)
     assert hub.watching() == before
+
+
+def test_a_quiet_stream_sets_retry_and_sends_keepalives(writer, live_server):
+    """``retry:`` first; a keepalive comment every STREAM_KEEPALIVE_SECONDS (1 s here, 15 s at most)."""
+    response = requests.get(f"{live_server.url}{EVENTS}", headers=writer.headers, stream=True, timeout=30)
+    lines = response.iter_lines(decode_unicode=True)
+    started = time.monotonic()
+    seen = []
+    for line in lines:
+        seen.append(line)
+        if line == ": keepalive" and seen.count(": keepalive") == 2:
+            break
+    response.close()
+    assert seen[0] == "retry: 2000"
+    assert "event: snapshot" in seen and any(line.startswith("id: ") for line in seen)
+    assert time.monotonic() - started < 6, "two keepalives within a few seconds"

@@ -12,11 +12,24 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.support.cli import run_cli
+from tests.support.streams import account_streams_freed
 from tests.support.writer import GENERATE, article, configure, finished
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 RUNNING_TITLE = re.compile(r"^\(\d+/\d+\) ")
+
+
+@pytest.fixture
+def app_config(app_config: dict) -> dict:
+    """Keepalives every second: a stream whose client left is freed within a second or two."""
+    return {**app_config, "STREAM_KEEPALIVE_SECONDS": 1.0}
+
+
+@pytest.fixture(autouse=True)
+def _streams_freed(app):  # noqa: ANN001, ANN202
+    yield
+    account_streams_freed(app)
 
 
 @pytest.fixture(scope="module")

@@ -82,17 +82,23 @@ def account_snapshot(account_id: int) -> AccountOpening:
     return AccountOpening([TaskEvent(last_id, EventName.SNAPSHOT, data)], last_id, seen)
 
 
-def account_events(account_id: int, opening: AccountOpening, keepalive: float = KEEPALIVE_SECONDS,
+def account_events(account_id: int, opening: AccountOpening, keepalive: float | None = None,
                    still_allowed: Callable[[], bool] | None = None,
                    recheck: float | None = None) -> Iterator[TaskEvent]:
     """The opening, then every live event of the account; KEEPALIVE when nothing moved for
-    ``keepalive`` seconds; a fresh ``snapshot`` when Redis came back without the events the
-    client needs; LOST (then the end) after STREAM_OUTAGE_SECONDS without Redis; REVOKED (then
-    the end) when ``still_allowed()`` says no. Never ends otherwise. Needs an app context; holds
-    no database session between its reads."""
+    ``keepalive`` seconds (STREAM_KEEPALIVE_SECONDS, at most 15); a fresh ``snapshot`` when Redis
+    came back without the events the client needs; LOST (then the end) after STREAM_OUTAGE_SECONDS
+    without Redis; REVOKED (then the end) when ``still_allowed()`` says no. Never ends otherwise.
+    Needs an app context; holds no database session between its reads.
+
+    The credential is re-checked *after* a write: a client that has left is noticed when the
+    server next writes to it, and a stream whose client is gone should not reach for the database."""
     yield from opening.events
     hub = get_hub(current_app.config["REDIS_URL"])
     outage_limit = float(current_app.config.get("STREAM_OUTAGE_SECONDS", OUTAGE_SECONDS))
+    if keepalive is None:
+        keepalive = min(float(current_app.config.get("STREAM_KEEPALIVE_SECONDS", KEEPALIVE_SECONDS)),
+                        KEEPALIVE_SECONDS)
     timers = _Timers(keepalive, recheck if still_allowed else None)
     allowed = still_allowed or (lambda: True)
     seen = dict(opening.seen)
@@ -103,20 +109,19 @@ def account_events(account_id: int, opening: AccountOpening, keepalive: float = 
             batch = sub.get(timeout=timers.wait(time.monotonic(), None if outage is None else outage_limit - outage))
             now = time.monotonic()
             keepalive_due = timers.keepalive_due(now, not batch)
-            if timers.recheck_due(now, keepalive_due) and not allowed():
-                yield REVOKED
-                return
             outage = _outage(hub, joined, now)
             if outage is not None and outage >= outage_limit - timers.SLACK:
                 yield LOST
                 return
-            if not batch:
-                if keepalive_due:
-                    timers.quiet_since = now
-                    yield KEEPALIVE
-                continue
-            timers.quiet_since = now
-            sub, seen = yield from _deliver(hub, sub, batch, account_id, seen)
+            if batch:
+                timers.quiet_since = now
+                sub, seen = yield from _deliver(hub, sub, batch, account_id, seen)
+            elif keepalive_due:
+                timers.quiet_since = now
+                yield KEEPALIVE
+            if timers.recheck_due(time.monotonic(), keepalive_due) and not allowed():
+                yield REVOKED
+                return
     finally:
         hub.unsubscribe(sub)
 

@@ -132,9 +132,10 @@ class StreamHub:
                     del self.subscribers[sub.key]
                     self.cursors.pop(sub.key, None)
 
-    def watching(self) -> int:
+    def watching(self, prefix: str = "") -> int:
+        """Subscribers of the streams whose key starts with ``prefix`` (all by default)."""
         with self.lock:
-            return sum(len(s) for s in self.subscribers.values())
+            return sum(len(s) for key, s in self.subscribers.items() if key.startswith(prefix))
 
     # ------------------------------------------------------------ the listener
 
