@@ -16,6 +16,7 @@ account stream's last id (the database row is committed before its first event i
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -100,6 +101,8 @@ def account_events(account_id: int, opening: AccountOpening, keepalive: float | 
         keepalive = min(float(current_app.config.get("STREAM_KEEPALIVE_SECONDS", KEEPALIVE_SECONDS)),
                         KEEPALIVE_SECONDS)
     timers = _Timers(keepalive, recheck if still_allowed else None)
+    if timers.recheck:  # the tabs of a whole team reconnect together (a deploy): spread their checks
+        timers.checked_at -= random.uniform(0, timers.recheck / 2)
     allowed = still_allowed or (lambda: True)
     seen = dict(opening.seen)
     sub, joined = hub.subscribe_account(account_id, opening.last_id), time.monotonic()
