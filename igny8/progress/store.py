@@ -6,7 +6,9 @@ itself (with the id it got in the task's stream). The task's stream is the log t
 resume from: a reader takes a snapshot together with the stream's last id in one transaction,
 then follows the events after that id, so no update can fall between the snapshot and the live
 events, and ``Last-Event-ID`` is simply a stream id. The notice lets each web process's
-listener deliver the event without a second read (streaming/hub.py).
+listener deliver the event without a second read (streaming/hub.py). ``image`` and ``task``
+events also go, in the same script, to the capped stream of the task's account, which the
+account stream (GET /api/v1/events, streaming/account.py) follows and resumes from.
 
 Redis is a cache of progress, not the truth: every write tolerates a Redis outage (the database
 row is written by the job regardless), and readers fall back to the database.
