@@ -11,7 +11,7 @@ import pytest
 import requests
 import sseclient
 
-from igny8.progress.keys import account_events_key
+from igny8.progress.keys import ACCOUNT_PREFIX, account_events_key
 from igny8.streaming.hub import get_hub
 from tests.support.accounts import login_session
 from tests.support.streams import account_streams_freed
@@ -115,7 +115,8 @@ def test_a_burst_of_tasks_arrives_exactly_once_and_in_order(app, writer, start_w
     assert {data(e)["task_id"] for e in live} == set(tasks)
     for task_id in tasks:  # each task's own stream holds the same events
         own = [e for e in live if data(e)["task_id"] == task_id]
-        assert len(own) == redis.xlen(f"igny8:task:{task_id}:events") - 1, "all but done"
+        stored = [fields["event"] for _id, fields in redis.xrange(f"igny8:task:{task_id}:events")]
+        assert [e.event for e in own] == [name for name in stored if name != "done"], "all but done"
 
 
 def test_last_event_id_resumes_with_what_was_missed_or_a_fresh_snapshot(writer, start_worker, live_server, redis):
@@ -196,3 +197,16 @@ def test_a_quiet_stream_sets_retry_and_sends_keepalives(writer, live_server):
     assert seen[0] == "retry: 2000"
     assert "event: snapshot" in seen and any(line.startswith("id: ") for line in seen)
     assert time.monotonic() - started < 6, "two keepalives within a few seconds"
+
+
+def test_a_stopping_server_ends_its_streams_at_once(app, writer, live_server):
+    """``close_all`` (a server that stops): every open stream ends with a comment, no write needed."""
+    response = requests.get(f"{live_server.url}{EVENTS}", headers=writer.headers, stream=True, timeout=30)
+    lines = response.iter_lines(decode_unicode=True)
+    assert next(line for line in lines if line.startswith("event:")) == "event: snapshot"
+    hub = get_hub(app.config["REDIS_URL"])
+    wait_for(lambda: hub.watching(ACCOUNT_PREFIX) == 1, message="the stream subscribed")  # after its snapshot
+    hub.close_all()
+    rest = list(lines)  # the server ends the response
+    response.close()
+    assert ": server closing, reconnect" in rest

@@ -19,6 +19,7 @@ class EventName(StrEnum):
     LOST = "lost"  # Redis stayed away too long (or the task is gone): reconnect
     REVOKED = "revoked"  # the credential that opened the stream is gone
     RESYNC = "resync"  # the events after the subscriber's id are gone: take a fresh snapshot
+    CLOSING = "closing"  # this process stops serving streams: end now (the client reconnects)
 
 
 class TaskEvent(NamedTuple):
@@ -50,6 +51,7 @@ KEEPALIVE = TaskEvent("", EventName.KEEPALIVE, {})
 LOST = TaskEvent("", EventName.LOST, {})
 REVOKED = TaskEvent("", EventName.REVOKED, {})
 RESYNC = TaskEvent("", EventName.RESYNC, {})
+CLOSING = TaskEvent("", EventName.CLOSING, {})
 
 
 def event_id_tuple(event_id: str) -> tuple[int, int]:

@@ -110,6 +110,9 @@ def account_events(account_id: int, opening: AccountOpening, keepalive: float | 
         while True:
             outage = _outage(hub, joined, time.monotonic())
             batch = sub.get(timeout=timers.wait(time.monotonic(), None if outage is None else outage_limit - outage))
+            if batch and batch[-1].name == EventName.CLOSING:  # the process stops: no more reads
+                yield batch[-1]
+                return
             now = time.monotonic()
             keepalive_due = timers.keepalive_due(now, not batch)
             outage = _outage(hub, joined, now)

@@ -42,7 +42,7 @@ from collections import defaultdict
 from redis import Redis
 from redis.exceptions import RedisError
 
-from ..progress.events import RESYNC, TaskEvent, event_id_tuple
+from ..progress.events import CLOSING, RESYNC, TaskEvent, event_id_tuple
 from ..progress.keys import NOTICES_KEY, account_events_key, events_key
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,14 @@ class StreamHub:
                 if not subs:
                     del self.subscribers[sub.key]
                     self.cursors.pop(sub.key, None)
+
+    def close_all(self) -> None:
+        """End every stream of this process at once (CLOSING): the server is stopping. A stream
+        otherwise notices that its client left only at its next write."""
+        with self.lock:
+            for subs in self.subscribers.values():
+                for sub in subs:
+                    sub.queue.put([CLOSING])
 
     def watching(self, prefix: str = "") -> int:
         """Subscribers of the streams whose key starts with ``prefix`` (all by default)."""

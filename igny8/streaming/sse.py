@@ -65,6 +65,8 @@ def sse_response(body: Iterable[str]) -> Response:
     return Response(body, mimetype="text/event-stream", headers=HEADERS)
 
 
+ENDINGS = {EventName.REVOKED: ServerSentEvent(comment="access revoked").encode(),
+           EventName.CLOSING: ServerSentEvent(comment="server closing, reconnect").encode()}
 SIGNALS = {EventName.KEEPALIVE: ServerSentEvent(comment="keepalive").encode(),
            EventName.LOST: ServerSentEvent(comment="progress store unavailable, reconnect").encode()}
 
@@ -89,8 +91,8 @@ def sse_body(app: Flask, events: Callable[[float], Iterable[TaskEvent]], fmt: Fo
             yield ServerSentEvent(retry=RETRY_MS).encode()
             recheck = float(app.config.get("STREAM_AUTH_RECHECK_SECONDS", KEEPALIVE_SECONDS))
             for event in events(recheck):
-                if event.name == EventName.REVOKED:
-                    yield ServerSentEvent(comment="access revoked").encode()
+                if event.name in ENDINGS:
+                    yield ENDINGS[event.name]
                     return
                 yield SIGNALS[event.name] if event.name in SIGNALS else fmt(event)
         finally:

@@ -211,6 +211,9 @@
 
   function taskEnded(task) {
     notifyEnded(task);
+    // An open modal refreshes the page itself (app.js: on Close, or at the batch's end on the
+    // article page): a second refresh under it would change the page the writer is looking at.
+    if (document.querySelector("[data-modal]")) return;
     if (pageKind === "images" && byId("article-" + task.content_id)) {
       refreshLater("images", function () { refreshInto("images-table", window.location.pathname + window.location.search); });
     } else if (pageKind === "article") {
