@@ -83,12 +83,16 @@ class Config:
     HEARTBEAT_STALE_SECONDS: int = 30
     RECONCILE_INTERVAL: int = 15
     IMAGES_PER_PAGE: int = 20
+    BATCHES_PER_PAGE: int = 25  # rows of the Batches page
     # An open event stream re-checks what authenticated it (API token, login session) this often,
     # and on every keepalive; a revoked token or a logged-out session ends the stream.
     STREAM_AUTH_RECHECK_SECONDS: float = 15.0
     # An open event stream waits this long for Redis to answer again (keepalives meanwhile), then
     # reads on; past it the stream ends and the client's reconnect gets a snapshot.
     STREAM_OUTAGE_SECONDS: float = 30.0
+    # Seconds between keepalive comments of a quiet account stream (at most 15, DESIGN.md); a stream
+    # whose client left is freed at its next write.
+    STREAM_KEEPALIVE_SECONDS: float = 15.0
     # Behind a reverse proxy (deploy/nginx/igny8.conf): how many proxies in front of the app set
     # X-Forwarded-For/-Proto/-Host/-Port (0: none, the headers are ignored). Bind gunicorn where only
     # the proxy reaches it, or a client could forge them.
@@ -126,7 +130,7 @@ class Config:
             config["ALLOWED_HTTP_HOSTS"] = tuple(h.strip().lower() for h in os.environ["ALLOWED_HTTP_HOSTS"].split(",")
                                                  if h.strip())
         for name in ("LOCAL_PROVIDER_LATENCY", "PROVIDER_TIMEOUT", "MAX_DOWNLOAD_MB", "STREAM_AUTH_RECHECK_SECONDS",
-                     "STREAM_OUTAGE_SECONDS", "WEBHOOK_TIMEOUT"):
+                     "STREAM_OUTAGE_SECONDS", "STREAM_KEEPALIVE_SECONDS", "WEBHOOK_TIMEOUT"):
             if os.environ.get(name):
                 config[name] = float(os.environ[name])
         if os.environ.get("WEBHOOK_RETRY_INTERVALS"):

@@ -294,3 +294,49 @@ def test_crossing_80_percent_sends_the_budget_threshold_webhook(app, writer, fak
                                  if d.headers["X-Igny8-Event"] == "budget.threshold"],
                         timeout=30, message="the budget.threshold delivery")
     assert received == [{"event": "budget.threshold", "data": {"threshold": 0.8, "monthly": 0.12, "spent": 0.105}}]
+
+
+# ---------------------------------------------------------------- bulk runs share the budget
+
+BULK = "/api/v1/writer/images/generate_bulk/"
+
+
+def test_a_bulk_dry_run_answers_its_estimate_and_writes_nothing(app, writer, redis):
+    _openai(writer, monthly_budget=1.0, max_in_article_images=1)
+    contents = [writer.article(in_article=1) for _ in range(3)]
+    response = writer.client.post(BULK, json={"content_ids": [c["id"] for c in contents], "dry_run": True},
+                                  headers=writer.headers)
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert (body["dry_run"], body["articles"], body["images"], body["skipped"]) == (True, 3, 6, 0)
+    assert body["estimated_cost"] == pytest.approx(3 * (FEATURED + IN_ARTICLE))
+    assert body["budget"] == {"monthly": 1.0, "spent": 0.0, "reserved": 0.0, "remaining": 1.0}
+    assert body["within_budget"] is True
+    assert _count(app, GenerationTask) == 0 and _count(app, SpendReservation) == 0
+    assert {row["status"] for c in contents for row in writer.images(c)} == {"pending"}
+    bad = writer.client.post(BULK, json={"all_missing": True, "dry_run": "yes"}, headers=writer.headers)
+    assert bad.status_code == 400 and "dry_run" in bad.json["error"]
+
+
+def test_a_bulk_run_over_the_budget_answers_402_and_queues_nothing(app, writer, redis):
+    _openai(writer, monthly_budget=0.2, max_in_article_images=1)  # two articles' worth: 0.21
+    contents = [writer.article(in_article=1) for _ in range(2)]
+    response = writer.client.post(BULK, json={"content_ids": [c["id"] for c in contents]}, headers=writer.headers)
+    assert response.status_code == 402, response.json
+    assert response.json["budget"]["remaining"] == 0.2 and "nothing was queued" in response.json["error"]
+    assert _count(app, GenerationTask) == 0 and _count(app, SpendReservation) == 0
+    assert {row["status"] for c in contents for row in writer.images(c)} == {"pending"}
+    one = writer.client.post(BULK, json={"content_ids": [contents[0]["id"]]}, headers=writer.headers)
+    assert one.status_code == 202, one.json
+    assert _reserved(app, writer.who["account_id"]) == pytest.approx(FEATURED + IN_ARTICLE)
+
+
+def test_cancelling_a_bulk_run_releases_what_its_waiting_tasks_held(app, writer, redis):
+    _openai(writer, monthly_budget=5.0, max_in_article_images=1)
+    contents = [writer.article(in_article=1) for _ in range(4)]
+    run = writer.client.post(BULK, json={"content_ids": [c["id"] for c in contents]}, headers=writer.headers).json
+    assert _reserved(app, writer.who["account_id"]) == pytest.approx(4 * (FEATURED + IN_ARTICLE))
+    cancelled = writer.client.post(f"/api/v1/runs/{run['run_id']}/cancel", headers=writer.headers)
+    assert cancelled.status_code == 200, cancelled.json
+    assert _reserved(app, writer.who["account_id"]) == 0
+    assert {row["status"] for c in contents for row in writer.images(c)} == {"pending"}

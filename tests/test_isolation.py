@@ -6,6 +6,8 @@ it. The test fails when a route exists that it did not ask, so a new endpoint mu
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -150,7 +152,8 @@ def _article_and_image_routes_answer_404(probe: RouteProbe, work: dict, api: dic
 
 
 def _intruders_own_lists_and_pages_show_nothing_of_globex(probe: RouteProbe, api: dict) -> None:
-    for path in ("/", "/writer/images", f"/writer/images?q={SECRET_TITLE.split()[0]}",
+    for path in ("/", "/writer/images", "/writer/batches", "/writer/batches?page=2",
+                 f"/writer/images?q={SECRET_TITLE.split()[0]}",
                  "/writer/images?status=generated", "/writer/content/new", "/settings/integrations",
                  "/settings/api-token", "/writer/usage", "/writer/usage?group=content"):
         probe.ask("GET", path, {200, 302}, follow_redirects=True)
@@ -161,6 +164,48 @@ def _intruders_own_lists_and_pages_show_nothing_of_globex(probe: RouteProbe, api
                  "/api/v1/system/integrations/openai/", "/api/v1/system/integrations/runware/", WEBHOOK,
                  f"{WEBHOOK}deliveries", f"{WEBHOOK}deliveries?page=1&per_page=100"):
         probe.ask("GET", path, {200}, headers=api)
+
+
+def _sse_events(response) -> Iterator[tuple[str, dict]]:  # noqa: ANN001
+    """(event name, data) of an open in-process SSE response, as they come (comments skipped)."""
+    text = ""
+    for chunk in response.response:
+        text += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in text:
+            block, text = text.split("\n\n", 1)
+            lines = [line for line in block.splitlines() if not line.startswith(":") and ": " in line]
+            fields = dict(line.split(": ", 1) for line in lines)
+            if "data" in fields:
+                yield fields.get("event", "message"), json.loads(fields["data"])
+
+
+def _account_stream_shows_nothing_of_globex(probe: RouteProbe, client: FlaskClient, globex: Writer,
+                                            intruder: Writer, work: dict) -> None:
+    """The intruder's account stream (GET /api/v1/events), by cookie and by token: its snapshot and
+    its live events show none of Globex's tasks, not even one that runs while it is open."""
+    probe.asked.add(probe.adapter.match("/api/v1/events", method="GET")[0])
+    with client.get("/api/v1/events", buffered=False) as by_cookie:
+        assert by_cookie.status_code == 200
+        name, snapshot = next(_sse_events(by_cookie))
+        assert name == "snapshot" and snapshot["tasks"] == []
+    intruder.configure(provider="local", model="placeholder", max_in_article_images=1)
+    with client.get("/api/v1/events", headers=intruder.headers, buffered=False) as by_token:
+        events = _sse_events(by_token)
+        assert next(events)[0] == "snapshot"
+        third = globex.write(f"{SECRET_TITLE} 3", featured_prompt=SECRET_PROMPT)
+        running = globex.generate(third)
+        assert globex.finished(running)["state"] == "SUCCESS"
+        own = intruder.generate(intruder.write("Intruder's second", featured_prompt="Intruder's loaf"))
+        seen = []
+        for name, data in events:
+            seen.append((name, data))
+            if name == "task" and data["task_id"] == own and data["state"] == "SUCCESS":
+                break
+    assert {data["task_id"] for _, data in seen} == {own}
+    leaked = [secret for secret in [*work["secrets"], running] if any(secret in json.dumps(d) for _, d in seen)]
+    assert not leaked, f"the account stream revealed {leaked}"
+    deleted = globex.client.delete(f"/api/v1/writer/content/{third['id']}/", headers=globex.headers)
+    assert deleted.status_code == 200  # Globex's data is checked as it was at the end
 
 
 def _intruders_writes_land_in_its_own_account(probe: RouteProbe, api: dict, form: dict) -> None:
@@ -227,6 +272,7 @@ def test_every_route_refuses_another_accounts_ids_and_reveals_nothing(app: Flask
     own = intruder.write("Intruder's article", featured_prompt="Intruder's loaf")
     _article_and_image_routes_answer_404(probe, work, api, own["images"][0]["id"])
     _intruders_own_lists_and_pages_show_nothing_of_globex(probe, api)
+    _account_stream_shows_nothing_of_globex(probe, client, globex, intruder, work)
     _intruders_writes_land_in_its_own_account(probe, api, form)
     _queue_dashboard_refuses_an_admin_who_is_no_operator(probe, work["task_id"], form)
     _public_routes_carry_no_account_data(probe, intruder, form)

@@ -259,3 +259,18 @@ def test_deliveries_are_the_accounts_own_newest_first_and_paged(app, hooked, hoo
     assert other.client.get(WEBHOOK, headers=other.headers).json == {"success": True, "configured": False, "url": None}
     assert other.client.put(WEBHOOK, json={"url": None}, headers=other.headers).status_code == 200
     assert hooked.client.get(WEBHOOK, headers=hooked.headers).json["configured"] is True
+
+
+def test_a_finished_run_is_announced_once_with_its_summary(hooked, hook_worker, webhook_receiver):
+    contents = [hooked.article(in_article=1, title=f"Run article {i}") for i in range(2)]
+    run = hooked.client.post("/api/v1/writer/images/generate_bulk/", json={"content_ids": [c["id"] for c in contents]},
+                             headers=hooked.headers)
+    assert run.status_code == 202, run.json
+    rows = settled(hooked, count=3, timeout=60)  # two task.finished and one run.finished
+    assert sorted(row["event"] for row in rows) == ["run.finished", "task.finished", "task.finished"]
+    assert all(row["state"] == "delivered" for row in rows)
+    [body] = [json.loads(d.body) for d in webhook_receiver.deliveries() if d.headers["X-Igny8-Event"] == "run.finished"]
+    data = body["data"]
+    assert (data["run_id"], data["state"], data["articles"], data["images"], data["completed"], data["failed"]) == \
+        (run.json["run_id"], "finished", 2, 4, 4, 0)
+    assert "tasks" not in data and "success" not in data

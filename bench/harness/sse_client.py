@@ -110,6 +110,7 @@ def sent_at(data: str) -> float | None:
 async def run_client(config: dict[str, Any]) -> dict[str, Any]:
     """Open ``config["paths"]`` (one stream each) and follow them until stdin says stop."""
     port, token, paths = config["port"], config.get("token"), config["paths"]
+    tokens = config.get("tokens") or [token] * len(paths)  # one per path: streams of several accounts
     ready_on, measure = config.get("ready_on", "snapshot"), config.get("measure", "image")
     count = len(paths)
     samples: list[tuple[float, float]] = []
@@ -127,7 +128,7 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
         if state["live"] == count:
             all_live.set()
 
-    async def stream(path: str) -> None:
+    async def stream(path: str, token: str | None) -> None:
         await gate.acquire()
         released, ready, live = False, False, False
 
@@ -182,7 +183,7 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
 
     print(json.dumps({"started_at": time.time()}), flush=True)
     started = time.monotonic()
-    tasks = [asyncio.create_task(stream(path)) for path in paths]
+    tasks = [asyncio.create_task(stream(path, tokens[i])) for i, path in enumerate(paths)]
     await until(all_ready, "ready")
     opened = time.monotonic()
     print(json.dumps({"ready": state["ready"], "connect_seconds": opened - started}), flush=True)

@@ -107,6 +107,11 @@ def current_account_id() -> int:
     return current_user.account_id
 
 
+def task_origin() -> dict[str, int | str]:
+    """Who starts a task and from where: ``api`` with a Bearer token, ``web`` from a page's session."""
+    return {"user_id": current_user.id, "source": "api" if bearer_token() is not None else "web"}
+
+
 def require_account_admin() -> None:
     """403 unless the caller administers its account: settings and provider keys are the
     account's, and a writer must not swap the key the whole team pays with."""

@@ -18,7 +18,6 @@ from ..models import MAX_DB_ID, Account, Content, GenerationTask
 from ..progress.events import EventName
 from ..progress.schema import ImageStatus, ItemStatus, Outcome
 from ..redis_client import get_rq_redis
-from ..spend.budget import BudgetExceeded
 from ..streaming.events import task_events
 from ..tasks.reconcile import reconcile
 from ..tasks.requests import QueueError
@@ -104,8 +103,8 @@ def _article(content_id: int) -> Content:
 
 def _queue_and_watch(content: Content, body: dict[str, Any], no_wait: bool) -> None:
     try:
-        queued = queue_task(content.account_id, body)
-    except (QueueError, BudgetExceeded) as exc:
+        queued = queue_task(content.account_id, body, source="cli")
+    except QueueError as exc:  # over the budget (402) too
         raise click.ClickException(exc.message) from exc
     click.echo(f"{'Already running' if queued.existing else 'Queued'}: task {queued.task.id}, {len(queued.items)} "
                f"image(s) for “{content.title}”")

@@ -11,10 +11,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..content.totals import install_triggers
 from ..extensions import db
 from ..progress.schema import RUNNING_STATES, TaskState
+from .accounts import User
 from .base import utcnow
 from .content import Content
 
 TASK_KINDS = ("interactive", "bulk")
+# Where a task was started: a page of the app (session), the JSON API (Bearer token), the command line.
+TASK_SOURCES = ("web", "api", "cli")
 
 
 class GenerationTask(db.Model):
@@ -40,8 +43,13 @@ class GenerationTask(db.Model):
     # Written every few seconds by the running job; a stale heartbeat means its worker died.
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Who started it (None: the command line, or a user since deleted) and from where (TASK_SOURCES;
+    # None for tasks from before this was recorded).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    source: Mapped[str | None] = mapped_column(String(8))
 
     content: Mapped[Content | None] = relationship()
+    user: Mapped[User | None] = relationship()
 
     @property
     def running(self) -> bool:

@@ -19,6 +19,7 @@ class EventName(StrEnum):
     LOST = "lost"  # Redis stayed away too long (or the task is gone): reconnect
     REVOKED = "revoked"  # the credential that opened the stream is gone
     RESYNC = "resync"  # the events after the subscriber's id are gone: take a fresh snapshot
+    CLOSING = "closing"  # this process stops serving streams: end now (the client reconnects)
 
 
 class TaskEvent(NamedTuple):
@@ -28,11 +29,15 @@ class TaskEvent(NamedTuple):
     name: str
     data: dict[str, Any]
     raw: str | None = None  # ``data`` as the JSON text it was read from (sent on as it is)
+    # An account stream's event: its task, and its id in that task's stream (None otherwise)
+    task_id: str | None = None
+    task_event_id: str | None = None
 
     @classmethod
     def from_entry(cls, entry_id: str, fields: dict[str, str]) -> TaskEvent:
-        """An entry of the task's Redis stream (as ProgressStore writes it)."""
-        return cls(entry_id, fields["event"], json.loads(fields["data"]), fields["data"])
+        """An entry of a task's or an account's Redis stream (as ProgressStore writes them)."""
+        return cls(entry_id, fields["event"], json.loads(fields["data"]), fields["data"], fields.get("t"),
+                   fields.get("i"))
 
     def json(self) -> str:
         """``data`` as compact JSON text."""
@@ -46,6 +51,7 @@ KEEPALIVE = TaskEvent("", EventName.KEEPALIVE, {})
 LOST = TaskEvent("", EventName.LOST, {})
 REVOKED = TaskEvent("", EventName.REVOKED, {})
 RESYNC = TaskEvent("", EventName.RESYNC, {})
+CLOSING = TaskEvent("", EventName.CLOSING, {})
 
 
 def event_id_tuple(event_id: str) -> tuple[int, int]:

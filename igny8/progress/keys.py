@@ -14,6 +14,13 @@ _EVENTS_SUFFIX = ":events"
 NOTICES_KEY = f"{PREFIX}:notices"
 NOTICES_MAXLEN = 10_000
 
+# Per account, the ``image`` and ``task`` events of all its tasks (the account stream, GET
+# /api/v1/events): {t: task id, i: the event's id in the task's stream, event, data (with task_id,
+# and run_id when the task has one)}. Capped: a client away longer than that takes a fresh snapshot.
+ACCOUNT_PREFIX = f"{PREFIX}:account:"
+ACCOUNT_EVENTS_SUFFIX = ":events"
+ACCOUNT_EVENTS_MAXLEN = 5_000
+
 
 def task_key(task_id: str) -> str:
     return f"{_TASK}{task_id}"
@@ -29,6 +36,10 @@ def events_key(task_id: str) -> str:
 
 def cancel_key(task_id: str) -> str:
     return f"{_TASK}{task_id}:cancel"
+
+
+def account_events_key(account_id: int | str) -> str:
+    return f"{ACCOUNT_PREFIX}{account_id}{ACCOUNT_EVENTS_SUFFIX}"
 
 
 def latency_key(provider: str, model: str) -> str:

@@ -6,7 +6,9 @@ itself (with the id it got in the task's stream). The task's stream is the log t
 resume from: a reader takes a snapshot together with the stream's last id in one transaction,
 then follows the events after that id, so no update can fall between the snapshot and the live
 events, and ``Last-Event-ID`` is simply a stream id. The notice lets each web process's
-listener deliver the event without a second read (streaming/hub.py).
+listener deliver the event without a second read (streaming/hub.py). ``image`` and ``task``
+events also go, in the same script, to the capped stream of the task's account, which the
+account stream (GET /api/v1/events, streaming/account.py) follows and resumes from.
 
 Redis is a cache of progress, not the truth: every write tolerates a Redis outage (the database
 row is written by the job regardless), and readers fall back to the database.
@@ -24,25 +26,65 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from .events import EventName, TaskEvent, event_id_tuple
-from .keys import NOTICES_KEY, NOTICES_MAXLEN, cancel_key, events_key, image_key, task_key
+from .keys import (
+    ACCOUNT_EVENTS_MAXLEN,
+    ACCOUNT_EVENTS_SUFFIX,
+    ACCOUNT_PREFIX,
+    NOTICES_KEY,
+    NOTICES_MAXLEN,
+    account_events_key,
+    cancel_key,
+    events_key,
+    image_key,
+    task_key,
+)
 from .schema import QueueItem, TaskSummary
 
 log = logging.getLogger(__name__)
 
-# KEYS: the hash, the task's event stream, the notices stream, more keys to expire with them.
-# ARGV: ttl, stream maxlen, notices maxlen, task id, event name, event data, then hash field/value pairs.
+# KEYS: the hash, the task's event stream, the notices stream, the task's hash, more keys to expire
+# with them. ARGV: ttl, stream maxlen, notices maxlen, task id, event name, event data, account
+# stream maxlen, account stream ttl, account stream key prefix and suffix, then hash field/value pairs.
+# ``image`` and ``task`` events also go to the account's stream (the account id is read from the
+# task's hash), their data given ``task_id`` (and ``run_id`` when the task's hash has one) if it
+# lacks them; the notice then names the account and that entry ("a", "ai", and "ad" when the
+# account's data differs).
 _WRITE = """
-if #ARGV > 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 7)) end
+if #ARGV > 10 then redis.call('HSET', KEYS[1], unpack(ARGV, 11)) end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[5], 'data', ARGV[6])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[4], 'i', id, 'event', ARGV[5], 'data', ARGV[6])
+local notice = {'t', ARGV[4], 'i', id, 'event', ARGV[5], 'data', ARGV[6]}
+local account = false
+if ARGV[5] == 'image' or ARGV[5] == 'task' then account = redis.call('HGET', KEYS[4], 'account_id') end
+if account and account ~= '' and account ~= '0' then
+  local data, extra = ARGV[6], ''
+  if not string.find(data, '"task_id":', 1, true) then extra = ',"task_id":' .. cjson.encode(ARGV[4]) end
+  local run = redis.call('HGET', KEYS[4], 'run_id')
+  if run and run ~= '' and not string.find(data, '"run_id":', 1, true) then
+    if not string.match(run, '^%d+$') then run = cjson.encode(run) end
+    extra = extra .. ',"run_id":' .. run
+  end
+  if extra ~= '' then
+    if data == '{}' then data = '{' .. string.sub(extra, 2) .. '}'
+    else data = '{' .. string.sub(extra, 2) .. ',' .. string.sub(data, 2) end
+  end
+  local key = ARGV[9] .. account .. ARGV[10]
+  local aid = redis.call('XADD', key, 'MAXLEN', '~', ARGV[7], '*',
+                         't', ARGV[4], 'i', id, 'event', ARGV[5], 'data', data)
+  redis.call('EXPIRE', key, ARGV[8])
+  table.insert(notice, 'a'); table.insert(notice, account)
+  table.insert(notice, 'ai'); table.insert(notice, aid)
+  if data ~= ARGV[6] then table.insert(notice, 'ad'); table.insert(notice, data) end
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(notice))
 for i = 1, #KEYS do
-  if i ~= 3 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+  if i ~= 3 and i ~= 4 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 end
 return id
 """
 
 STREAM_MAXLEN = 2000
 RUNNING_TTL = 7 * 24 * 3600  # safety net; finished tasks get the shorter PROGRESS_TTL
+ACCOUNT_EVENTS_TTL = 24 * 3600  # an account's stream lives a day after its last event
 
 
 class ProgressStore:
@@ -61,11 +103,13 @@ class ProgressStore:
         """HSET + XADD + the change notice (+ EXPIRE) atomically; returns the event id, or None if
         Redis is down."""
         entry = event.entry()
-        args: list[Any] = [ttl, STREAM_MAXLEN, NOTICES_MAXLEN, task_id, entry["event"], entry["data"]]
+        args: list[Any] = [ttl, STREAM_MAXLEN, NOTICES_MAXLEN, task_id, entry["event"], entry["data"],
+                           ACCOUNT_EVENTS_MAXLEN, ACCOUNT_EVENTS_TTL, ACCOUNT_PREFIX, ACCOUNT_EVENTS_SUFFIX]
         for name, value in fields.items():
             args += [name, value]
+        keys = [key, events_key(task_id), NOTICES_KEY, task_key(task_id), *extra_keys]
         try:
-            return self._write_script(keys=[key, events_key(task_id), NOTICES_KEY, *extra_keys], args=args)
+            return self._write_script(keys=keys, args=args)
         except RedisError as exc:
             log.warning("progress write failed task=%s event=%s: %s", task_id, event.name, exc)
             return None
@@ -136,7 +180,19 @@ class ProgressStore:
 
     def can_resume(self, task_id: str, after_id: str) -> bool:
         """True when every event after ``after_id`` is still in the stream (none trimmed away)."""
-        first = self.redis.xrange(events_key(task_id), "-", "+", count=1)
+        return self._can_resume(events_key(task_id), after_id)
+
+    def can_resume_account(self, account_id: int, after_id: str) -> bool:
+        """The same for the account's stream."""
+        return self._can_resume(account_events_key(account_id), after_id)
+
+    def _can_resume(self, key: str, after_id: str) -> bool:
+        first = self.redis.xrange(key, "-", "+", count=1)
         if not first:
             return False
         return event_id_tuple(first[0][0]) <= event_id_tuple(after_id) or after_id == "0-0"
+
+    def account_last_id(self, account_id: int) -> str:
+        """The id of the account stream's last event ("0-0" when it has none)."""
+        last = self.redis.xrevrange(account_events_key(account_id), "+", "-", count=1)
+        return last[0][0] if last else "0-0"

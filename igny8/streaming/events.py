@@ -137,6 +137,9 @@ def _follow(account_id: int, task_id: str, last_id: str, timers: _Timers,
         while True:
             outage = _outage(hub, joined, time.monotonic())
             batch = sub.get(timeout=timers.wait(time.monotonic(), None if outage is None else outage_limit - outage))
+            if batch and batch[-1].name == EventName.CLOSING:  # the process stops: no more reads
+                yield batch[-1]
+                return
             now = time.monotonic()
             keepalive_due = timers.keepalive_due(now, not batch)
             if timers.recheck_due(now, keepalive_due) and not still_allowed():

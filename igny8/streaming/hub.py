@@ -24,6 +24,10 @@ there (a network blip, a restart that kept its data) the hub simply reads on, so
 written meanwhile arrives exactly once. Where it is not (a restart that lost the keys) the
 task's subscribers get RESYNC: they take a fresh snapshot and subscribe again from its id.
 How long an outage a stream waits through is the stream's choice (``down_since``).
+
+An account stream (GET /api/v1/events) is followed the same way: the hub watches Redis streams by
+key — a task's stream, or an account's — and a notice of an account's task names the account and
+the event's id in the account's stream, so one notice is delivered to both kinds of subscribers.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ from collections import defaultdict
 from redis import Redis
 from redis.exceptions import RedisError
 
-from ..progress.events import RESYNC, TaskEvent, event_id_tuple
-from ..progress.keys import NOTICES_KEY, events_key
+from ..progress.events import CLOSING, RESYNC, TaskEvent, event_id_tuple
+from ..progress.keys import NOTICES_KEY, account_events_key, events_key
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5  # between attempts to reach Redis again
@@ -51,8 +55,11 @@ def _exclusive(event_id: str) -> str:
 
 
 class Subscriber:
-    def __init__(self, task_id: str) -> None:
-        self.task_id = task_id
+    """One stream's place at the hub: ``key`` is the Redis stream it follows (a task's or an
+    account's)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
         self.queue: queue.Queue[list[TaskEvent]] = queue.Queue()
         self.skip_until: str | None = None  # its snapshot is newer than the hub's cursor
         self.stale = False  # its catch-up could not be read (Redis away): resynced on recovery
@@ -71,8 +78,8 @@ class StreamHub:
                                     socket_timeout=(block_ms / 1000) + 10, health_check_interval=30)
         self.block_ms = block_ms
         self.lock = threading.Lock()
-        self.subscribers: dict[str, set[Subscriber]] = defaultdict(set)
-        self.cursors: dict[str, str] = {}  # per watched task: the last event delivered
+        self.subscribers: dict[str, set[Subscriber]] = defaultdict(set)  # by stream key
+        self.cursors: dict[str, str] = {}  # per watched stream key: the last event delivered
         self.notice_cursor: str | None = None  # the last notice read; None while the listener is off
         self.read_all = False  # read every watched stream once (notices may have been missed)
         self.thread: threading.Thread | None = None
@@ -83,19 +90,26 @@ class StreamHub:
 
     def subscribe(self, task_id: str, after_id: str) -> Subscriber:
         """Events of ``task_id`` after ``after_id`` (exclusive), live from now on."""
-        sub = Subscriber(task_id)
+        return self.subscribe_key(events_key(task_id), after_id)
+
+    def subscribe_account(self, account_id: int, after_id: str) -> Subscriber:
+        """The ``image`` and ``task`` events of every task of the account after ``after_id``."""
+        return self.subscribe_key(account_events_key(account_id), after_id)
+
+    def subscribe_key(self, key: str, after_id: str) -> Subscriber:
+        """Events of the Redis stream ``key`` after ``after_id`` (exclusive), live from now on."""
+        sub = Subscriber(key)
         with self.lock:
-            new_task = task_id not in self.cursors
-            cursor = self.cursors.setdefault(task_id, after_id)  # set first: a failed read resyncs it
+            new_key = key not in self.cursors
+            cursor = self.cursors.setdefault(key, after_id)  # set first: a failed read resyncs it
             try:
                 if self.notice_cursor is None:  # before any catch-up: no notice can slip by
                     last = self.redis.xrevrange(NOTICES_KEY, "+", "-", count=1)
                     self.notice_cursor = last[0][0] if last else "0-0"
-                if new_task:
-                    self._deliver(task_id, self.redis.xrange(events_key(task_id), _exclusive(after_id), "+"),
-                                  only=sub)
+                if new_key:
+                    self._deliver(key, self.redis.xrange(key, _exclusive(after_id), "+"), only=sub)
                 elif _id_lt(after_id, cursor):
-                    missed = self.redis.xrange(events_key(task_id), _exclusive(after_id), cursor)
+                    missed = self.redis.xrange(key, _exclusive(after_id), cursor)
                     if missed:
                         sub.queue.put([TaskEvent.from_entry(entry_id, fields) for entry_id, fields in missed])
                 elif _id_lt(cursor, after_id):
@@ -103,7 +117,7 @@ class StreamHub:
                     sub.skip_until = after_id
             except RedisError:
                 sub.stale = True
-            self.subscribers[task_id].add(sub)
+            self.subscribers[key].add(sub)
             self._ensure_running()
         if sub.stale:
             self._mark_down()
@@ -111,16 +125,25 @@ class StreamHub:
 
     def unsubscribe(self, sub: Subscriber) -> None:
         with self.lock:
-            subs = self.subscribers.get(sub.task_id)
+            subs = self.subscribers.get(sub.key)
             if subs is not None:
                 subs.discard(sub)
                 if not subs:
-                    del self.subscribers[sub.task_id]
-                    self.cursors.pop(sub.task_id, None)
+                    del self.subscribers[sub.key]
+                    self.cursors.pop(sub.key, None)
 
-    def watching(self) -> int:
+    def close_all(self) -> None:
+        """End every stream of this process at once (CLOSING): the server is stopping. A stream
+        otherwise notices that its client left only at its next write."""
         with self.lock:
-            return sum(len(s) for s in self.subscribers.values())
+            for subs in self.subscribers.values():
+                for sub in subs:
+                    sub.queue.put([CLOSING])
+
+    def watching(self, prefix: str = "") -> int:
+        """Subscribers of the streams whose key starts with ``prefix`` (all by default)."""
+        with self.lock:
+            return sum(len(s) for key, s in self.subscribers.items() if key.startswith(prefix))
 
     # ------------------------------------------------------------ the listener
 
@@ -168,43 +191,46 @@ class StreamHub:
         return answer[0][1] if answer else []
 
     def _deliver_notices(self, notices: list) -> dict[str, str]:
-        """Deliver the events the notices carry to the watched tasks, in order; returns the tasks
-        whose streams must be read instead (a notice without its event, from an older writer:
-        that task's later notices are then covered by the read). Called with the lock held."""
+        """Deliver the events the notices carry to the watched streams, in order; returns the
+        streams that must be read instead (a notice without its event, from an older writer:
+        that stream's later notices are then covered by the read). Called with the lock held."""
         targets: dict[str, str] = {}
         for _notice_id, fields in notices:
-            task_id = fields.get("t")
-            if task_id not in self.cursors or task_id in targets:
-                continue
-            if "i" in fields:
-                self._deliver(task_id, [(fields["i"], fields)])
-            else:
-                targets[task_id] = self.cursors[task_id]
+            key = events_key(fields.get("t") or "")
+            if key in self.cursors and key not in targets:
+                if "i" in fields:
+                    self._deliver(key, [(fields["i"], fields)])
+                else:
+                    targets[key] = self.cursors[key]
+            account = fields.get("a")
+            if account and (key := account_events_key(account)) in self.cursors and key not in targets:
+                self._deliver(key, [(fields["ai"], {"t": fields["t"], "i": fields["i"], "event": fields["event"],
+                                                     "data": fields.get("ad", fields["data"])})])
         return targets
 
     def _read(self, targets: dict[str, str]) -> None:
-        """Read the streams of the changed tasks after their cursors (one round trip), then deliver."""
-        tasks = list(targets)
+        """Read the changed streams after their cursors (one round trip), then deliver."""
+        keys = list(targets)
         with self.redis.pipeline(transaction=False) as pipe:
-            for task_id in tasks:
-                pipe.xrange(events_key(task_id), _exclusive(targets[task_id]), "+")
+            for key in keys:
+                pipe.xrange(key, _exclusive(targets[key]), "+")
             answers = pipe.execute()
         with self.lock:
-            for task_id, entries in zip(tasks, answers, strict=True):
-                self._deliver(task_id, entries)
+            for key, entries in zip(keys, answers, strict=True):
+                self._deliver(key, entries)
 
-    def _deliver(self, task_id: str, entries: list, only: Subscriber | None = None) -> None:
-        """Hand the entries newer than the task's cursor to its subscribers (``only`` one, for a
+    def _deliver(self, key: str, entries: list, only: Subscriber | None = None) -> None:
+        """Hand the entries newer than the stream's cursor to its subscribers (``only`` one, for a
         catch-up at subscription) and advance the cursor. Called with the lock held."""
-        cursor = self.cursors.get(task_id)
+        cursor = self.cursors.get(key)
         if cursor is None:
             return  # unsubscribed meanwhile
         entries = [(entry_id, fields) for entry_id, fields in entries if _id_lt(cursor, entry_id)]
         if not entries:
             return
-        self.cursors[task_id] = entries[-1][0]
+        self.cursors[key] = entries[-1][0]
         events = [TaskEvent.from_entry(entry_id, fields) for entry_id, fields in entries]
-        for sub in ([only] if only is not None else self.subscribers.get(task_id, ())):
+        for sub in ([only] if only is not None else self.subscribers.get(key, ())):
             if sub.stale:
                 continue  # it missed its catch-up: RESYNC comes with the recovery
             skip = sub.skip_until
@@ -225,20 +251,20 @@ class StreamHub:
         return True
 
     def _recover(self) -> None:
-        """Redis answers again: per task, read on from the cursor when the stream still holds every
+        """Redis answers again: per stream, read on from the cursor when it still holds every
         event after it, else send RESYNC to its subscribers (and forget them). Raises RedisError
         when Redis is still away (the outage goes on)."""
         with self.lock:
-            tasks = list(self.cursors)
+            keys = list(self.cursors)
             pipe = self.redis.pipeline(transaction=False)
-            pipe.ping()  # Redis must answer even when no task is watched any more
-            for task_id in tasks:
-                pipe.xrange(events_key(task_id), "-", "+", count=1)
+            pipe.ping()  # Redis must answer even when no stream is watched any more
+            for key in keys:
+                pipe.xrange(key, "-", "+", count=1)
             firsts = pipe.execute()[1:]
             resumed = resynced = 0
-            for task_id, first in zip(tasks, firsts, strict=True):
-                subs = self.subscribers.get(task_id, set())
-                if first and not _id_lt(self.cursors[task_id], first[0][0]):
+            for key, first in zip(keys, firsts, strict=True):
+                subs = self.subscribers.get(key, set())
+                if first and not _id_lt(self.cursors[key], first[0][0]):
                     stale = {sub for sub in subs if sub.stale}
                     resumed += len(subs) - len(stale)
                 else:
@@ -248,8 +274,8 @@ class StreamHub:
                     subs.discard(sub)
                 resynced += len(stale)
                 if not subs:
-                    self.subscribers.pop(task_id, None)
-                    self.cursors.pop(task_id, None)
+                    self.subscribers.pop(key, None)
+                    self.cursors.pop(key, None)
             self.down_since = None
             self.read_all = True  # what was written meanwhile: its notices may be gone
         log.warning("stream hub: Redis answers again; %d streams read on, %d take a fresh snapshot",

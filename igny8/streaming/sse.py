@@ -65,24 +65,34 @@ def sse_response(body: Iterable[str]) -> Response:
     return Response(body, mimetype="text/event-stream", headers=HEADERS)
 
 
+ENDINGS = {EventName.REVOKED: ServerSentEvent(comment="access revoked").encode(),
+           EventName.CLOSING: ServerSentEvent(comment="server closing, reconnect").encode()}
 SIGNALS = {EventName.KEEPALIVE: ServerSentEvent(comment="keepalive").encode(),
            EventName.LOST: ServerSentEvent(comment="progress store unavailable, reconnect").encode()}
 
 
 def sse_stream(app: Flask, account_id: int, task_id: str, opening: Opening,
                fmt: Formatter, still_allowed: Callable[[], bool] | None = None) -> Iterator[str]:
-    """The text of an SSE response. Runs after the request (own app context and session);
+    """The text of a task's SSE response. Runs after the request (own app context and session);
     ``opening`` (events.stream_opening) was read by the view. ``still_allowed`` (see
     accounts.auth.credential_check) re-checks the caller's credential."""
+    def events(recheck: float) -> Iterator[TaskEvent]:
+        return task_events(account_id, task_id, still_allowed=still_allowed, recheck=recheck, opening=opening)
+
+    return sse_body(app, events, fmt)
+
+
+def sse_body(app: Flask, events: Callable[[float], Iterable[TaskEvent]], fmt: Formatter) -> Iterator[str]:
+    """The text of an SSE response from ``events(recheck)`` (the stream's events, called in the
+    stream's own app context; ``recheck``: how often the credential is checked again)."""
     with app.app_context():
         OPEN_STREAMS.inc()
         try:
             yield ServerSentEvent(retry=RETRY_MS).encode()
             recheck = float(app.config.get("STREAM_AUTH_RECHECK_SECONDS", KEEPALIVE_SECONDS))
-            for event in task_events(account_id, task_id, still_allowed=still_allowed, recheck=recheck,
-                                     opening=opening):
-                if event.name == EventName.REVOKED:
-                    yield ServerSentEvent(comment="access revoked").encode()
+            for event in events(recheck):
+                if event.name in ENDINGS:
+                    yield ENDINGS[event.name]
                     return
                 yield SIGNALS[event.name] if event.name in SIGNALS else fmt(event)
         finally:

@@ -118,6 +118,7 @@ def create_run(account_id: int, user_id: int | None, source: str, content_ids: l
             continue
         task_id = uuid.uuid4().hex
         tasks.append({"id": task_id, "kind": "bulk", "run_id": run.id, "account_id": account_id, "content_id": cid,
+                      "user_id": user_id, "source": source,
                       "image_ids": [img.id for img in images], "state": TaskState.PENDING, "total": len(images),
                       "completed": 0, "failed": 0, "cancelled": False, "cost": 0.0, "created_at": now})
         claims += [{"image": img.id, "task": task_id} for img in images]

@@ -13,7 +13,8 @@ from ..models import Image
 from .service import QueuedTask, queue_task
 
 
-def regenerate_image(account_id: int, image: Image, body: Any) -> QueuedTask:
+def regenerate_image(account_id: int, image: Image, body: Any, *, user_id: int | None = None,
+                     source: str | None = None) -> QueuedTask:
     """Queue a one-image task for ``image`` (the caller's, looked up account-scoped), with the
     ``prompt`` of ``body`` when sent. The claim is the one of every generate request (atomic): an
     image already queued or processing answers the task that holds it (``existing``), and a new
@@ -26,4 +27,4 @@ def regenerate_image(account_id: int, image: Image, body: Any) -> QueuedTask:
         if prompt_held(image, prompt):
             raise ConflictError(HELD_MESSAGE + " The new prompt was not saved.")
         change_prompt(image, prompt)  # flushed by the claim's query, committed with the task (or rolled back)
-    return queue_task(account_id, {"ids": [image.id]})
+    return queue_task(account_id, {"ids": [image.id]}, user_id=user_id, source=source)

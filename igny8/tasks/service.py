@@ -39,8 +39,9 @@ class QueuedTask:
     note: str | None
 
 
-def queue_task(account_id: int, body: Any) -> QueuedTask:
-    """Claim the requested images for a new task and enqueue its job; raises QueueError."""
+def queue_task(account_id: int, body: Any, *, user_id: int | None = None, source: str | None = None) -> QueuedTask:
+    """Claim the requested images for a new task and enqueue its job; raises QueueError. ``user_id``
+    and ``source`` (models.TASK_SOURCES) record who started it and from where."""
     settings = image_generation_config(account_id)
     images, content, note = select_images(account_id, body, settings["max_in_article_images"])
     task_id = uuid.uuid4().hex
@@ -58,7 +59,7 @@ def queue_task(account_id: int, body: Any) -> QueuedTask:
     contents = {img.content_id for img in claimed}
     task = GenerationTask(id=task_id, account_id=account_id, image_ids=[img.id for img in claimed],
                           content_id=contents.pop() if len(contents) == 1 else None, total=len(claimed),
-                          enqueued_at=utcnow())
+                          enqueued_at=utcnow(), user_id=user_id, source=source)
     db.session.add(task)
     try:
         reserve(account_id, task_id, estimate(claimed, settings), settings["monthly_budget"])

@@ -19,6 +19,7 @@ class IdConverter(IntegerConverter):
 def register_views(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     from . import (
+        account_events,
         api_content,
         api_docs,
         api_images,
@@ -31,6 +32,7 @@ def register_views(app: Flask) -> None:
         api_writer,
         article_page,
         auth,
+        batches,
         events,
         health,
         metrics,
@@ -41,9 +43,9 @@ def register_views(app: Flask) -> None:
         usage_page,
     )
 
-    for module in (auth, pages, article_page, settings_pages, api_settings, api_webhooks, api_writer, api_content,
-                   api_images, api_output, api_runs, api_tasks, events, modal, run_page, health, api_docs, metrics,
-                   api_usage, usage_page):
+    for module in (auth, pages, article_page, batches, settings_pages, api_settings, api_webhooks, api_writer,
+                   api_content, api_images, api_output, api_runs, api_tasks, events, account_events, modal, run_page,
+                   health, api_docs, metrics, api_usage, usage_page):
         app.register_blueprint(module.bp)
     register_template_globals(app)
 

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask.views import MethodView
 
-from ..accounts.auth import current_account_id
+from ..accounts.auth import current_account_id, task_origin
 from ..content.images import delete_image, get_image, get_version, image_detail, update_image, validate_image_fields
 from ..content.versions import activate_version, delete_version
 from ..tasks.regenerate import regenerate_image
@@ -50,7 +50,7 @@ def image_regenerate(image_id: int) -> ResponseReturnValue:
     """A one-image task (optional new ``prompt``): 202 as generate_images, or the task that holds
     the image already (``existing``)."""
     account_id = current_account_id()
-    queued = regenerate_image(account_id, get_image(account_id, image_id), _optional_body())
+    queued = regenerate_image(account_id, get_image(account_id, image_id), _optional_body(), **task_origin())
     return jsonify(success=True, task_id=queued.task.id, existing=queued.existing,
                    queue=[item.to_dict() for item in queued.items], note=queued.note), 202
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ..accounts.auth import current_account_id
+from ..accounts.auth import current_account_id, task_origin
 from ..content.articles import article_dict, create_article, list_content, list_images, validate_article
 from ..extensions import db
 from ..logs import event
@@ -52,6 +52,6 @@ def generate_images() -> ResponseReturnValue:
     preview, body = split_dry_run(json_body())
     if preview:
         return jsonify(dry_run(current_account_id(), body))
-    queued = queue_task(current_account_id(), body)
+    queued = queue_task(current_account_id(), body, **task_origin())
     return jsonify(success=True, task_id=queued.task.id, existing=queued.existing,
                    queue=[item.to_dict() for item in queued.items], note=queued.note), 202

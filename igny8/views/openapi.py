@@ -227,6 +227,17 @@ def paths() -> dict[str, Any]:
             "200": {"description": "Server-sent events: snapshot, then image and task, then done",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
             "404": error("NotFound")}, parameters=by_id)},
+        f"{API}/events": {"get": operation("Account events", {
+            "200": {"description": "Server-sent events of every task of the caller's account: a snapshot of its "
+                                   "unfinished tasks ({tasks: [task progress], unfinished, server_time}), then "
+                                   "task and image events, each with task_id (and run_id when the task belongs "
+                                   "to a run). Send Last-Event-ID to resume; a keepalive comment at least every "
+                                   "15 s; the stream does not end on its own.",
+                    "content": {"text/event-stream": {"schema": obj({
+                        "event": {"enum": ["snapshot", "task", "image"]},
+                        "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                    }, required=("event", "id", "data"), extra=True)}}}})},
         f"{API}/tasks/{{task_id}}/cancel": {"post": operation("Cancel a task", {
             "202": json_response("Cancel requested", ok({"task_id": {"type": "string"}, "state": {
                 "enum": list(TASK_STATES)}, "cancelled": {"const": True}})),

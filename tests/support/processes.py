@@ -136,5 +136,10 @@ class LiveServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving, and end every open event stream of this process (a stream otherwise
+        lingers until its next write, and could then reach for a database the test has closed)."""
+        from igny8.streaming.hub import get_hub
+
         self.server.shutdown()
+        get_hub(self.server.app.config["REDIS_URL"]).close_all()
         self.thread.join(10)
