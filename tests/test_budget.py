@@ -340,3 +340,20 @@ def test_cancelling_a_bulk_run_releases_what_its_waiting_tasks_held(app, writer,
     assert cancelled.status_code == 200, cancelled.json
     assert _reserved(app, writer.who["account_id"]) == 0
     assert {row["status"] for c in contents for row in writer.images(c)} == {"pending"}
+
+
+def test_the_bulk_dialog_shows_the_estimate_and_refuses_a_run_over_the_budget(writer):
+    _openai(writer, monthly_budget=0.2, max_in_article_images=1)
+    contents = [writer.article(in_article=1) for _ in range(2)]
+    assert writer.login().status_code == 302
+    headers = {"X-CSRFToken": writer.csrf, "HX-Request": "true"}
+    one = {"scope": "selected", "content_ids": [str(contents[0]["id"])]}
+    dialog = writer.client.post("/writer/runs/confirm", data=one, headers=headers).get_data(as_text=True)
+    assert "Estimated cost: <strong>$0.10</strong>" in dialog and "$0.20 of this month's $0.20 budget" in dialog
+    assert "would exceed" not in dialog
+    both = {"scope": "selected", "content_ids": [str(c["id"]) for c in contents]}
+    dialog = writer.client.post("/writer/runs/confirm", data=both, headers=headers).get_data(as_text=True)
+    assert "Estimated cost: <strong>$0.21</strong>" in dialog and "would exceed the month's budget" in dialog
+    assert "disabled data-create-run" in dialog
+    refused = writer.client.post("/writer/runs/", data=both, headers=headers).get_data(as_text=True)
+    assert "nothing was queued" in refused and "data-bulk-error" in refused
