@@ -247,10 +247,11 @@ def test_images_page_confirms_and_creates_a_run_and_the_run_page_shows_it(writer
     created = writer.client.post("/writer/runs/", data=picked, headers=headers)
     assert created.status_code == 204 and created.headers["HX-Redirect"].startswith("/writer/runs/")
     run_page = writer.client.get(created.headers["HX-Redirect"]).get_data(as_text=True)
-    assert "0 of 4 images" in run_page and 'hx-trigger="every 2s"' in run_page and "Article 0" in run_page
+    assert "0 of 4 images" in run_page and "Article 0" in run_page
+    assert 'hx-trigger="igny8:run-moved, every 10s"' in run_page and 'data-run-id="' in run_page
     run_id = created.headers["HX-Redirect"].rsplit("/", 1)[1]
     cancelled = writer.client.post(f"/writer/runs/{run_id}/cancel", headers=headers).get_data(as_text=True)
-    assert 'data-run-state="cancelled"' in cancelled and "every 2s" not in cancelled
+    assert 'data-run-state="cancelled"' in cancelled and "igny8:run-moved" not in cancelled
     assert no_image_stuck(app)
 
 

@@ -35,9 +35,13 @@ def test_five_articles_chosen_confirmed_and_watched_until_done(browser, live_ser
     start_worker(LOCAL_PROVIDER_LATENCY="0.2")
     page = open_page(browser, live_server, acme, 1280)
     expect(page.locator(".bulk-check")).to_have_count(5)
+    # Counts the run page's refreshes asked by the account stream (live.js), not by the 10 s fallback.
+    page.add_init_script("window.__moved = 0; document.addEventListener('igny8:run-moved', "
+                         "function () { window.__moved += 1; });")
     choose_and_confirm(page, contents)
     summary = page.locator("#run-summary")
     expect(summary).to_have_attribute("data-run-state", "finished", timeout=30_000)
+    assert page.evaluate("window.__moved") >= 1, "the account stream moved the run page"
     expect(page.locator("[data-run-figures]")).to_contain_text("10 of 10 images")
     expect(page.locator("[data-run-figures]")).to_contain_text("5 of 5 articles done")
     expect(page.locator("tr[data-run-task]")).to_have_count(5)

@@ -1,7 +1,8 @@
 /* igny8 Images: the live pages — one account stream (GET /api/v1/events) per tab.
  * Every batch of the account, started anywhere (this tab, another, a teammate, the API, the command
  * line), moves the page it shows: the Images page's cards (status, bar, thumbnail, counts), the
- * article page's image cards, the Batches page's rows. The tab title shows the progress of the
+ * article page's image cards, the Batches page's rows, a bulk run's page (its summary asked for
+ * again, at most once a second, when one of its batches moves). The tab title shows the progress of the
  * work running ("(3/5) Images · igny8 Images"), and an opt-in desktop notification says how a
  * batch went when it ends while the tab is hidden. Text from the server only ever goes in as text
  * (textContent, attributes), never as markup.
@@ -23,6 +24,8 @@
   var tasks = {};     // task id -> its latest summary
   var counted = {};   // the tasks the title counts while work runs
   var refreshTimers = {};
+  var runId = body.getAttribute("data-run-id");
+  var runTimer = null, runAskedAt = 0;
 
   function running(task) { return Boolean(task) && !FINAL[task.state]; }
 
@@ -101,6 +104,16 @@
   function refreshLater(key, fn) {  // several batches ending together: one refresh
     clearTimeout(refreshTimers[key]);
     refreshTimers[key] = setTimeout(fn, 250);
+  }
+
+  function runMoved(data) {  // the run page: its summary again, at most once a second
+    if (pageKind !== "run" || !runId || data.run_id !== runId || runTimer) return;
+    runTimer = setTimeout(function () {
+      runTimer = null;
+      runAskedAt = Date.now();
+      var summary = byId("run-summary");
+      if (summary && window.htmx) htmx.trigger(summary, "igny8:run-moved");
+    }, Math.max(0, runAskedAt + 1000 - Date.now()));
   }
 
   function refreshInto(targetId, url) {
@@ -233,12 +246,14 @@
     if (pageKind === "batches") showBatchRow(task);
     if (pageKind === "images" && running(task)) showGenerating(task);
     if (running(before) && !running(task)) taskEnded(task);
+    runMoved(task);
     updateTitle();
   }
 
   function onImage(item) {
     if (pageKind === "images") showImageCell(item);
     if (pageKind === "article") showImageCard(item);
+    runMoved(item);
   }
 
   function onSnapshot(data) {
