@@ -75,8 +75,7 @@ class TaskRunner:
         self.settings: dict[str, Any] = {}
         self.live: LiveTask | None = None
         self.storer: ThreadPoolExecutor | None = None  # the storing threads, while images run
-        self.stop_heartbeat = threading.Event()
-        self.bulk = False
+        self.stop_heartbeat, self.bulk = threading.Event(), False
 
     # ------------------------------------------------------------ the task
 
@@ -258,16 +257,15 @@ class TaskRunner:
               bytes=image.bytes)
 
     def store_variants(self, store: MediaStore, image: Image, generated: GeneratedImage) -> list[StoredVariant]:
-        slug = seo_slug(self.content_title, image.prompt, image.type, image.position)
         return store_image(store, generated.data, fmt=self.settings["image_format"],
                            desktop=self.settings["desktop_enabled"], mobile=self.settings["mobile_enabled"],
-                           slug=slug, prefix=f"a{self.account_id}")
+                           slug=seo_slug(self.content_title, image.prompt, image.type, image.position),
+                           prefix=f"a{self.account_id}")
 
     def fail_image(self, image_id: int, message: str, attempts: int, cost: float = 0.0,
                    only_if_held: bool = False) -> None:
         message = plain(message, 2000)  # stored, streamed and printed: no terminal escapes
-        held = outcomes.record_failed(self.task_id, image_id, message, attempts, cost)
-        if only_if_held and not held:
+        if not outcomes.record_failed(self.task_id, image_id, message, attempts, cost) and only_if_held:
             return
         metrics.image_finished(self.settings.get("provider", "unknown"), "failed", cost)
         self.live.count(failed=1, cost=cost)
