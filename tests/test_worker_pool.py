@@ -40,6 +40,6 @@ def test_one_worker_process_runs_three_batches_at_once(app, accounts, writer_for
     os.kill(loops[0], signal.SIGKILL)
     wait_for(lambda: len(children_of(worker.proc.pid)) >= 3 and loops[0] not in children_of(worker.proc.pid),
              timeout=30, message="the killed loop forked again")
-    assert "worker_process_died" in worker.output()
+    wait_for(lambda: "worker_process_died" in worker.output(), timeout=10, message="the parent's log line")
     worker.stop()
     assert worker.proc.returncode == 0 and all(not os.path.exists(f"/proc/{pid}") for pid in loops[1:])
