@@ -149,6 +149,7 @@ def test_modal_is_usable_on_a_phone_in_dark_mode(browser, live_server, client, a
     page.fill("#email", acme["email"])
     page.fill("#password", "correct horse battery")
     page.click("button[type=submit]")
+    page.wait_for_url("**/writer/images")  # loaded, app.js included: a click before it would do nothing
     page.click(f"[data-generate='{content['id']}']")
     expect(page.locator(".modal-footer[data-finished]")).to_contain_text("3 generated", timeout=30000)
     box = page.locator("[role=dialog]").bounding_box()
