@@ -158,7 +158,9 @@ def test_cancelling_a_running_batch_releases_what_it_did_not_make(app, acme, wri
     content = writer.article(in_article=3)
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
     task_id = writer.generate(content)
-    wait_for(lambda: writer.progress(task_id)["state"] == "PROGRESS", message="the batch to start")
+    # An image in flight (its call made: it finishes and is paid), not only a started batch.
+    wait_for(lambda: any(item["status"] == "processing" for item in writer.progress(task_id)["meta"]["queue"]),
+             message="an image in flight")
     assert writer.cancel(task_id).status_code == 202
     result = writer.finished(task_id)["result"]
     assert result["outcome"] == "cancelled"
