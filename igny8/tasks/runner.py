@@ -205,14 +205,15 @@ class TaskRunner:
                            progress=PROMPT_READY.progress, next_progress=PROMPT_READY.next_progress,
                            expected_ms=PROMPT_READY.expected_ms, started_at=time.time())
 
-        def on_attempt(_attempt: int) -> None:
-            self.live.set_item(image.id, phase=REQUEST_SENT.name, progress=REQUEST_SENT.progress,
-                               next_progress=REQUEST_SENT.next_progress, expected_ms=expected_ms)
-
+        image_id = image.id
+        db.session.commit()  # ends the read: no database connection is held while the provider works
+        sent = {"phase": REQUEST_SENT.name, "progress": REQUEST_SENT.progress,
+                "next_progress": REQUEST_SENT.next_progress, "expected_ms": expected_ms}
         return generate_with_retries(
-            provider, request, tools.limiter, CallLog(self.account_id, self.task_id, image.id),
-            on_attempt=on_attempt, on_wait=lambda note: self.live.set_item(image.id, note=note),
-            on_partial=self.partial_callback(image.id, request.partial_images))
+            provider, request, tools.limiter, CallLog(self.account_id, self.task_id, image_id),
+            on_attempt=lambda _attempt: self.live.set_item(image_id, **sent),
+            on_wait=lambda note: self.live.set_item(image_id, note=note),
+            on_partial=self.partial_callback(image_id, request.partial_images))
 
     def partial_callback(self, image_id: int, partials: int) -> PartialCallback | None:
         if not partials:
@@ -243,14 +244,13 @@ class TaskRunner:
             # The provider did produce (and bill) this image: its cost is recorded all the same.
             self.fail_image(image.id, str(exc), attempts, cost=generated.cost or 0.0)
             return
-        placeholder = tools.provider.placeholder
-        desktop, mobile = outcomes.record_generated(image, generated, variants, attempts, placeholder)
+        desktop, mobile = outcomes.record_generated(image, generated, variants, attempts, tools.provider.placeholder)
         self.live.count(completed=1, cost=generated.cost or 0.0)
         metrics.image_finished(generated.provider, "generated", generated.cost or 0.0)
         self.live.set_item(image.id, status=ItemStatus.COMPLETED, phase=STORED.name, progress=STORED.progress,
                            next_progress=STORED.next_progress, image_url=desktop.url,
-                           thumb_url=(mobile or desktop).url, placeholder=placeholder, finished_at=time.time(),
-                           note=None)
+                           thumb_url=(mobile or desktop).url, placeholder=tools.provider.placeholder,
+                           finished_at=time.time(), note=None)
         self.live.publish()
         event("image_generated", account=self.account_id, task=self.task_id, image=image.id,
               provider=generated.provider, attempts=attempts, ms=int((time.monotonic() - started) * 1000),
