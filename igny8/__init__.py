@@ -39,9 +39,11 @@ def register_extensions(app: Flask) -> None:
     from .ops.proxy import register_proxy
     from .redis_client import init_redis
     from .security import register_security
+    from .streaming.admission import register_admission
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    register_admission(app)  # before the credential check: a waiting stream opening holds nothing
     auth.register_auth(app)
     init_redis(app)
     register_security(app)

@@ -93,6 +93,9 @@ class Config:
     # Seconds between keepalive comments of a quiet account stream (at most 15, DESIGN.md); a stream
     # whose client left is freed at its next write.
     STREAM_KEEPALIVE_SECONDS: float = 15.0
+    # Event streams a web process opens at the same time; more wait their turn, so a burst of
+    # openings does not make every other request wait (igny8/streaming/admission.py).
+    STREAM_OPENS_AT_ONCE: int = 16
     # Behind a reverse proxy (deploy/nginx/igny8.conf): how many proxies in front of the app set
     # X-Forwarded-For/-Proto/-Host/-Port (0: none, the headers are ignored). Bind gunicorn where only
     # the proxy reaches it, or a client could forge them.
@@ -136,8 +139,9 @@ class Config:
         if os.environ.get("WEBHOOK_RETRY_INTERVALS"):
             config["WEBHOOK_RETRY_INTERVALS"] = tuple(float(v) for v in os.environ["WEBHOOK_RETRY_INTERVALS"].split(",")
                                                       if v.strip())
-        if os.environ.get("WORKER_PROCESSES"):
-            config["WORKER_PROCESSES"] = int(os.environ["WORKER_PROCESSES"])
+        for name in ("WORKER_PROCESSES", "STREAM_OPENS_AT_ONCE"):
+            if os.environ.get(name):
+                config[name] = int(os.environ[name])
         if os.environ.get("TRUSTED_PROXY_HOPS"):
             config["TRUSTED_PROXY_HOPS"] = int(os.environ["TRUSTED_PROXY_HOPS"])
         config["SESSION_COOKIE_SECURE"] = _bool("SESSION_COOKIE_SECURE", False)

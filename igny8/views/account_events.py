@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, request
 from ..accounts.auth import credential_check, current_account_id, stream_credential
 from ..progress.events import TaskEvent
 from ..streaming.account import account_events, account_opening
+from ..streaming.admission import opens_stream
 from ..streaming.sse import json_formatter, sse_body, sse_response
 from .api_common import api_login_required
 
@@ -17,6 +18,7 @@ bp = Blueprint("account_events", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/events")
+@opens_stream
 @api_login_required
 def account_event_stream() -> Response:
     """``snapshot`` of the account's unfinished tasks, then ``task`` and ``image`` events of all

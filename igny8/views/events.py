@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from ..accounts.auth import credential_check, current_account_id, stream_credential
+from ..streaming.admission import opens_stream
 from ..streaming.events import stream_opening
 from ..streaming.sse import json_formatter, sse_response, sse_stream
 from ..tasks.reconcile import check_task
@@ -15,6 +16,7 @@ bp = Blueprint("events", __name__, url_prefix="/api/v1/tasks")
 
 
 @bp.get("/<task_id>/events")
+@opens_stream
 @api_login_required
 def task_event_stream(task_id: str) -> Response:
     task = task_or_404(task_id)

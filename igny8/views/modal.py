@@ -10,6 +10,7 @@ from ..accounts.auth import credential_check, current_account_id, stream_credent
 from ..integrations.settings import image_generation_config
 from ..progress.events import EventName, TaskEvent
 from ..progress.schema import ItemStatus, QueueItem, TaskSummary
+from ..streaming.admission import opens_stream
 from ..streaming.events import stream_opening
 from ..streaming.sse import encode, sse_response, sse_stream
 from ..tasks.readout import result_body, summary_of_progress_body, task_view
@@ -75,6 +76,7 @@ def task_modal(task_id: str) -> str:
 
 
 @bp.get("/<task_id>/stream")
+@opens_stream
 @login_required
 def fragment_stream(task_id: str) -> Response:
     task = task_or_404(task_id, NOT_FOUND)
