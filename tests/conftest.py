@@ -22,8 +22,9 @@ from tests.support.processes import LiveServer, WorkerProcess
 from tests.support.writer import Writer
 
 # Fixture modules: fake_openai and fake_runware (provider doubles), image_host (where image URLs point),
-# webhook_receiver (an account's webhook endpoint).
-pytest_plugins = ["tests.support.provider_servers", "tests.support.url_servers", "tests.support.webhook_receiver"]
+# webhook_receiver (an account's webhook endpoint), browser and page (Chromium, for the browser tests).
+pytest_plugins = ["tests.support.provider_servers", "tests.support.url_servers", "tests.support.webhook_receiver",
+                  "tests.support.browser"]
 
 
 @pytest.fixture(scope="session")

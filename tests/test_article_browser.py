@@ -10,30 +10,18 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from tests.support.browser import ARTIFACTS, open_page
 from tests.support.writer import Writer
-from tests.test_browser import CHROMIUM
 
 pytestmark = pytest.mark.browser
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # the article page, as a reader sees it
 BODY = ("<p>Good bread needs time, flour, water and salt. This guide walks through the whole bake.</p>"
         "<h2>Feed the starter</h2><p>Feed it twice a day for a week until it doubles within six hours.</p>"
         "<h2>Mix and knead</h2><p>Mix, rest for an hour, then stretch and fold four times.</p>"
         "<p>Bake at 250 °C in a covered pot for 20 minutes, then 25 uncovered.</p>")
 CURRENT_SRCS = "() => [...document.querySelectorAll('[data-article-html] img')].map(i => i.currentSrc)"
 LOADED = "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
-
-
-@pytest.fixture(scope="module")
-def browser():  # noqa: ANN201
-    """Debian's Chromium, as in test_browser.py."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--no-first-run"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -43,17 +31,6 @@ def generated(writer: Writer, worker) -> dict:  # noqa: ANN001
                            in_article_prompts=["A jar of bubbly starter", "Hands folding dough"], html=BODY)
     assert writer.finished(writer.generate(content))["meta"]["completed"] == 3
     return content
-
-
-def open_page(browser, live_server, acme, width: int, **options) -> Page:  # noqa: ANN001, ANN003
-    context = browser.new_context(viewport={"width": width, "height": 900}, **options)
-    page = context.new_page()
-    page.goto(f"{live_server.url}/login")
-    page.fill("#email", acme["email"])
-    page.fill("#password", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/writer/images")
-    return page
 
 
 def goto_article(page: Page, live_server, content: dict) -> None:  # noqa: ANN001
@@ -76,8 +53,8 @@ def test_the_article_shows_its_images_in_place_at_desktop_and_phone_widths(brows
         assert tags == ["FIGURE", "P", "H2", "P", "FIGURE", "H2", "P", "P", "FIGURE"]
         assert page.evaluate("() => document.documentElement.scrollWidth") <= width, "nothing overflows"
         page.evaluate("() => Promise.all([...document.images].map(i => i.decode()))")  # painted, not only loaded
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
         page.context.close()
 
 
@@ -148,10 +125,10 @@ def test_regenerate_is_live_and_keeps_the_old_version(browser, live_server, acme
     versions = page.locator(f"#image-card-{image['id']} .version")
     expect(versions).to_have_count(2)
     page.wait_for_function(LOADED)
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):  # the batch's end and the modal's close each swap the image area in anew
         try:
-            page.locator(f"#image-card-{image['id']}").screenshot(path=str(SHOTS / "article-versions.png"))
+            page.locator(f"#image-card-{image['id']}").screenshot(path=str(ARTIFACTS / "article-versions.png"))
             break
         except PlaywrightError:
             if attempt == 2:

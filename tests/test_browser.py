@@ -3,49 +3,13 @@ real HTTP server, a real worker and a local server speaking OpenAI's wire format
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
+from tests.support.browser import open_page, shot
 from tests.support.writer import GENERATE, article, configure
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser():  # noqa: ANN201
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), "make test installs Debian's chromium"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--no-first-run"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server, acme):  # noqa: ANN001, ANN201
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    blocked = []  # the strict Content-Security-Policy must never have to block anything of ours
-    page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.goto(f"{live_server.url}/login")
-    page.fill("#email", acme["email"])
-    page.fill("#password", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/writer/images")
-    yield page
-    context.close()
-    assert blocked == [], f"CSP violations: {blocked}"
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
 
 
 def test_modal_opens_at_once_and_bars_follow_the_batch(page, client, acme, fake_openai, start_worker, live_server):
@@ -143,19 +107,13 @@ def test_a_bar_never_moves_backwards_on_screen_while_events_swap_it(page, client
 def test_modal_is_usable_on_a_phone_in_dark_mode(browser, live_server, client, acme, worker):
     configure(client, acme, provider="local", model="placeholder", max_in_article_images=2)
     content = article(client, acme, in_article=2)
-    context = browser.new_context(viewport={"width": 390, "height": 800}, color_scheme="dark")
-    page = context.new_page()
-    page.goto(f"{live_server.url}/login")
-    page.fill("#email", acme["email"])
-    page.fill("#password", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/writer/images")  # loaded, app.js included: a click before it would do nothing
+    page = open_page(browser, live_server, acme, 390, height=800, color_scheme="dark")  # waits for app.js
     page.click(f"[data-generate='{content['id']}']")
     expect(page.locator(".modal-footer[data-finished]")).to_contain_text("3 generated", timeout=30000)
     box = page.locator("[role=dialog]").bounding_box()
     assert box["width"] <= 390
     shot(page, "modal-phone-dark")
-    context.close()
+    page.context.close()
 
 
 def test_queue_dashboard_renders_the_batch_for_an_operator(page, client, acme, accounts, live_server):

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from igny8.extensions import db
 from igny8.models import Image
-from tests.test_article_browser import browser, open_page  # noqa: F401 - the module's browser fixture
+from tests.support.browser import open_page
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +29,7 @@ def choose_and_confirm(page: Page, contents: list[dict]) -> None:
     page.wait_for_url("**/writer/runs/*")
 
 
-def test_five_articles_chosen_confirmed_and_watched_until_done(browser, live_server, acme, writer, start_worker,  # noqa: F811
+def test_five_articles_chosen_confirmed_and_watched_until_done(browser, live_server, acme, writer, start_worker,
                                                                 app: Flask):
     contents = five_articles(writer)
     start_worker(LOCAL_PROVIDER_LATENCY="0.2")
@@ -53,7 +53,7 @@ def test_five_articles_chosen_confirmed_and_watched_until_done(browser, live_ser
     page.context.close()
 
 
-def test_a_run_is_cancelled_mid_way(browser, live_server, acme, writer, start_worker, app: Flask):  # noqa: F811
+def test_a_run_is_cancelled_mid_way(browser, live_server, acme, writer, start_worker, app: Flask):
     contents = five_articles(writer)
     start_worker(LOCAL_PROVIDER_LATENCY="0.5")
     page = open_page(browser, live_server, acme, 1280)

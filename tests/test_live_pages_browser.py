@@ -5,18 +5,16 @@ the command line), with the modal closed; the Batches page reopens a batch's liv
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from tests.support.browser import watched_page
 from tests.support.cli import run_cli
 from tests.support.streams import account_streams_freed
 from tests.support.writer import GENERATE, article, configure, finished
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 RUNNING_TITLE = re.compile(r"^\(\d+/\d+\) ")
 
 
@@ -32,32 +30,13 @@ def _streams_freed(app):  # noqa: ANN001, ANN202
     account_streams_freed(app)
 
 
-@pytest.fixture(scope="module")
-def browser():  # noqa: ANN201
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), "make test installs Debian's chromium"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--no-first-run"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser, live_server, acme):  # noqa: ANN001, ANN201
-    context = browser.new_context(viewport={"width": 1200, "height": 900}, permissions=["notifications"])
-    page = context.new_page()
-    blocked = []
-    page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.goto(f"{live_server.url}/login")
-    page.fill("#email", acme["email"])
-    page.fill("#password", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/writer/images")
-    yield page
-    page.goto("about:blank")  # the account stream ends before the server stops
-    context.close()
-    assert blocked == [], f"CSP violations: {blocked}"
+    """A logged-in page (as tests.support.browser's), allowed to notify; it leaves the app before its
+    context closes."""
+    with watched_page(browser, live_server, acme, permissions=["notifications"]) as page:
+        yield page
+        page.goto("about:blank")  # the account stream ends before the server stops
 
 
 def live(page) -> None:  # noqa: ANN001

@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import expect
 
 from igny8.models import utcnow
+from tests.support.browser import shot
 from tests.support.writer import GENERATE, article, configure, finished
-from tests.test_browser import browser, page, shot  # noqa: F401 (the fixtures)
 
 pytestmark = pytest.mark.browser
 KEY = "sk-test-0123456789"
@@ -21,7 +21,7 @@ def _openai(client, acme, **settings) -> None:  # noqa: ANN001, ANN003
               max_in_article_images=2, **settings)
 
 
-def test_the_modal_shows_the_estimate_as_it_opens(page, client, acme):  # noqa: F811
+def test_the_modal_shows_the_estimate_as_it_opens(page, client, acme):
     _openai(client, acme, monthly_budget=1)
     content = article(client, acme, in_article=2)
     dry = client.post(GENERATE, json={"content_id": content["id"], "dry_run": True}, headers=acme["headers"]).json
@@ -42,7 +42,7 @@ def test_the_modal_shows_the_estimate_as_it_opens(page, client, acme):  # noqa: 
     # The live view replaces the preview as soon as the request returns (the estimate served its moment).
     expect(page.locator("[role=dialog]")).to_be_visible()
 
-def test_over_budget_the_modal_says_so_and_queues_nothing(page, client, acme):  # noqa: F811
+def test_over_budget_the_modal_says_so_and_queues_nothing(page, client, acme):
     _openai(client, acme, monthly_budget=0.1)
     content = article(client, acme, in_article=2)
     page.reload()
@@ -53,7 +53,7 @@ def test_over_budget_the_modal_says_so_and_queues_nothing(page, client, acme):  
     assert {row["status"] for row in rows} == {"pending"}
 
 
-def test_the_usage_page_draws_the_api_numbers(page, client, acme, fake_openai, start_worker, live_server):  # noqa: F811
+def test_the_usage_page_draws_the_api_numbers(page, client, acme, fake_openai, start_worker, live_server):
     _openai(client, acme, monthly_budget=2)
     start_worker(OPENAI_BASE_URL=fake_openai.base_url)
     for title in ("Rye", "Spelt"):

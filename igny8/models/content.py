@@ -92,18 +92,11 @@ class Image(db.Model):
             "content_id": self.content_id,
             "type": self.type,
             "position": self.position,
-            "prompt": self.prompt,
             "status": self.status,
-            "image_url": self.image_url,
-            "mobile_url": self.mobile_url,
             "error": self.error,
-            "provider": self.provider,
-            "model": self.model,
             "placeholder": self.placeholder,
             "attempts": self.attempts,
-            "cost": self.cost,
-            "width": self.width,
-            "height": self.height,
+            **_result_fields(self),
             "format": self.format,
             "alt_text": alt_text_of(self),
             "alt_text_drafted": not (self.alt_text or "").strip(),
@@ -147,14 +140,13 @@ class ImageVersion(db.Model):
     def to_dict(self, active: bool) -> dict[str, Any]:
         return {
             "id": self.id,
-            "image_url": self.image_url,
-            "mobile_url": self.mobile_url,
-            "width": self.width,
-            "height": self.height,
-            "prompt": self.prompt,
-            "provider": self.provider,
-            "model": self.model,
-            "cost": self.cost,
+            **_result_fields(self),
             "created_at": self.created_at.replace(tzinfo=UTC).isoformat(),  # stored as naive UTC
             "active": active,
         }
+
+
+def _result_fields(row: Image | ImageVersion) -> dict[str, Any]:
+    """What an image and each of its versions both show: the files, what made them, what they cost."""
+    return {"image_url": row.image_url, "mobile_url": row.mobile_url, "width": row.width, "height": row.height,
+            "prompt": row.prompt, "provider": row.provider, "model": row.model, "cost": row.cost}

@@ -123,17 +123,7 @@ def lock_account(account_id: int) -> None:
 def reserve(account_id: int, task_id: str, planned: Estimate, monthly: float | None) -> Budget:
     """Hold ``planned`` for the task's images, or raise BudgetExceeded; the caller commits (with the
     task) or rolls back. Returns the budget with the reservation."""
-    if monthly is not None:
-        lock_account(account_id)
-        budget = budget_for(account_id, monthly)
-        remaining = budget.remaining or 0.0
-        if planned.total > remaining + 1e-9:
-            raise BudgetExceeded(planned.total, budget)
-    db.session.add_all(SpendReservation(account_id=account_id, task_id=task_id, image_id=image_id,
-                                        provider=planned.provider, model=planned.model, amount=amount)
-                       for image_id, amount in planned.per_image.items())
-    db.session.flush()
-    return budget_for(account_id, monthly)
+    return reserve_many(account_id, {task_id: planned}, monthly)
 
 
 def reserve_many(account_id: int, planned: dict[str, Estimate], monthly: float | None) -> Budget:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import NamedTuple
 
 from flask import current_app
@@ -27,11 +27,13 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import GenerationTask
-from ..progress.events import KEEPALIVE, LOST, REVOKED, EventName, TaskEvent, event_id_tuple, valid_event_id
+from ..progress.events import EventName, TaskEvent, event_id_tuple, valid_event_id
+from ..progress.keys import account_events_key
 from ..progress.schema import RUNNING_STATES
 from ..tasks.readout import progress_body, progress_store, task_view
-from .events import KEEPALIVE_SECONDS, OUTAGE_SECONDS, _outage, _Timers
-from .hub import StreamHub, Subscriber, get_hub
+from .events import KEEPALIVE_SECONDS
+from .follow import Timers, follow
+from .hub import StreamHub, Subscriber
 
 SNAPSHOT_LIMIT = 500  # unfinished tasks in a snapshot (newest first); ``unfinished`` counts them all
 LIVE_EVENTS = (EventName.IMAGE, EventName.TASK)
@@ -95,47 +97,22 @@ def account_events(account_id: int, opening: AccountOpening, keepalive: float | 
     The credential is re-checked *after* a write: a client that has left is noticed when the
     server next writes to it, and a stream whose client is gone should not reach for the database."""
     yield from opening.events
-    hub = get_hub(current_app.config["REDIS_URL"])
-    outage_limit = float(current_app.config.get("STREAM_OUTAGE_SECONDS", OUTAGE_SECONDS))
     if keepalive is None:
         keepalive = min(float(current_app.config.get("STREAM_KEEPALIVE_SECONDS", KEEPALIVE_SECONDS)),
                         KEEPALIVE_SECONDS)
-    timers = _Timers(keepalive, recheck if still_allowed else None)
+    timers = Timers(keepalive, recheck if still_allowed else None)
     if timers.recheck:  # the tabs of a whole team reconnect together (a deploy): spread their checks
         timers.checked_at -= random.uniform(0, timers.recheck / 2)
-    allowed = still_allowed or (lambda: True)
     seen = dict(opening.seen)
-    sub, joined = hub.subscribe_account(account_id, opening.last_id), time.monotonic()
-    try:
-        while True:
-            outage = _outage(hub, joined, time.monotonic())
-            batch = sub.get(timeout=timers.wait(time.monotonic(), None if outage is None else outage_limit - outage))
-            if batch and batch[-1].name == EventName.CLOSING:  # the process stops: no more reads
-                yield batch[-1]
-                return
-            now = time.monotonic()
-            keepalive_due = timers.keepalive_due(now, not batch)
-            outage = _outage(hub, joined, now)
-            if outage is not None and outage >= outage_limit - timers.SLACK:
-                yield LOST
-                return
-            if batch:
-                timers.quiet_since = now
-                sub, seen = yield from _deliver(hub, sub, batch, account_id, seen)
-            elif keepalive_due:
-                timers.quiet_since = now
-                yield KEEPALIVE
-            if timers.recheck_due(time.monotonic(), keepalive_due) and not allowed():
-                yield REVOKED
-                return
-    finally:
-        hub.unsubscribe(sub)
+    yield from follow(account_events_key(account_id), opening.last_id,
+                      lambda hub, sub, batch: _deliver(hub, sub, batch, account_id, seen),
+                      timers, still_allowed or (lambda: True), recheck_after_write=True)
 
 
 def _deliver(hub: StreamHub, sub: Subscriber, batch: list[TaskEvent], account_id: int,
-             seen: dict[str, str]) -> Iterator[TaskEvent]:
+             seen: dict[str, str]) -> Generator[TaskEvent, None, Subscriber]:
     """Yield the batch's live events the client has not seen; returns the subscription to read on
-    (a new one, after a fresh snapshot, on RESYNC) and the ``seen`` marks."""
+    (a new one, after a fresh snapshot, on RESYNC). Keeps ``seen``, the marks, up to date."""
     for event in batch:
         if event.name == EventName.RESYNC:  # the hub forgot ``sub``: nothing more arrives on it
             try:
@@ -144,7 +121,9 @@ def _deliver(hub: StreamHub, sub: Subscriber, batch: list[TaskEvent], account_id
                 db.session.close()
             yield from fresh.events
             hub.unsubscribe(sub)
-            return hub.subscribe_account(account_id, fresh.last_id), dict(fresh.seen)
+            seen.clear()
+            seen.update(fresh.seen)
+            return hub.subscribe_account(account_id, fresh.last_id)
         if event.name not in LIVE_EVENTS:
             continue
         mark = seen.get(event.task_id or "")
@@ -153,4 +132,4 @@ def _deliver(hub: StreamHub, sub: Subscriber, batch: list[TaskEvent], account_id
                 continue  # the snapshot shows this already
             del seen[event.task_id]  # every later event of the task is newer still
         yield event
-    return sub, seen
+    return sub

@@ -14,22 +14,21 @@ longer has) and goes on to ``done``. Only an outage longer than STREAM_OUTAGE_SE
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
-from flask import current_app
 from redis.exceptions import RedisError
 
 from ..extensions import db
 from ..models import GenerationTask
-from ..progress.events import KEEPALIVE, LOST, REVOKED, EventName, TaskEvent, valid_event_id
+from ..progress.events import LOST, EventName, TaskEvent, valid_event_id
+from ..progress.keys import events_key
 from ..progress.schema import FINAL_STATES
 from ..tasks.readout import get_task, progress_body, progress_store, result_body, task_view
 from ..tasks.reconcile import check_task
-from .hub import StreamHub, Subscriber, get_hub
+from .follow import Timers, follow
+from .hub import StreamHub, Subscriber
 
 KEEPALIVE_SECONDS = 15.0
-OUTAGE_SECONDS = 30.0  # default STREAM_OUTAGE_SECONDS: how long an open stream waits for Redis
 
 
 Opening = tuple[list[TaskEvent], str]  # what a stream sends first, and the event id it follows from
@@ -56,8 +55,10 @@ def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
     yield from events
     if events and events[-1].name == EventName.DONE:
         return
-    yield from _follow(account_id, task_id, last_id, _Timers(keepalive, recheck if still_allowed else None),
-                       still_allowed or (lambda: True))
+    yield from follow(events_key(task_id), last_id,
+                      lambda hub, sub, batch: _deliver(hub, sub, batch, account_id, task_id),
+                      Timers(keepalive, recheck if still_allowed else None), still_allowed or (lambda: True),
+                      recheck_after_write=False, after_keepalive=lambda: _done_if_ended(account_id, task_id))
 
 
 def stream_opening(task: GenerationTask, last_event_id: str | None) -> Opening:
@@ -95,80 +96,8 @@ def _snapshot_of(task: GenerationTask) -> list[TaskEvent]:
     return events
 
 
-class _Timers:
-    """When a quiet stream owes a keepalive and when its credential is due a re-check."""
-
-    SLACK = 0.05  # a timed wait may return a hair early: that still counts as due
-
-    def __init__(self, keepalive: float, recheck: float | None) -> None:
-        self.keepalive, self.recheck = keepalive, recheck
-        self.quiet_since = self.checked_at = time.monotonic()
-
-    def wait(self, now: float, outage_left: float | None) -> float:
-        waits = [self.keepalive - (now - self.quiet_since)]
-        if self.recheck is not None:
-            waits.append(self.recheck - (now - self.checked_at))
-        if outage_left is not None:
-            waits.append(outage_left)
-        return max(min(waits), self.SLACK)
-
-    def keepalive_due(self, now: float, quiet: bool) -> bool:
-        return quiet and now - self.quiet_since >= self.keepalive - self.SLACK
-
-    def recheck_due(self, now: float, keepalive_due: bool) -> bool:
-        due = self.recheck is not None and (keepalive_due or now - self.checked_at >= self.recheck - self.SLACK)
-        if due:
-            self.checked_at = now
-        return due
-
-
-def _outage(hub: StreamHub, joined: float, now: float) -> float | None:
-    """How long this stream has been without Redis (None while Redis answers)."""
-    down_since = hub.down_since
-    return None if down_since is None else now - max(down_since, joined)
-
-
-def _follow(account_id: int, task_id: str, last_id: str, timers: _Timers,
-            still_allowed: Callable[[], bool]) -> Iterator[TaskEvent]:
-    hub = get_hub(current_app.config["REDIS_URL"])
-    outage_limit = float(current_app.config.get("STREAM_OUTAGE_SECONDS", OUTAGE_SECONDS))
-    sub, joined = hub.subscribe(task_id, last_id), time.monotonic()
-    try:
-        while True:
-            outage = _outage(hub, joined, time.monotonic())
-            batch = sub.get(timeout=timers.wait(time.monotonic(), None if outage is None else outage_limit - outage))
-            if batch and batch[-1].name == EventName.CLOSING:  # the process stops: no more reads
-                yield batch[-1]
-                return
-            now = time.monotonic()
-            keepalive_due = timers.keepalive_due(now, not batch)
-            if timers.recheck_due(now, keepalive_due) and not still_allowed():
-                yield REVOKED
-                return
-            outage = _outage(hub, joined, now)
-            if outage is not None and outage >= outage_limit - timers.SLACK:
-                yield LOST
-                return
-            if not batch:  # nothing moved (an empty batch: the hub just lost Redis)
-                if keepalive_due:
-                    timers.quiet_since = now
-                    yield KEEPALIVE
-                    final = _done_if_ended(account_id, task_id)
-                    if final is not None:
-                        yield final
-                        return
-                continue
-            timers.quiet_since = now
-            following = yield from _deliver(hub, sub, batch, account_id, task_id)
-            if following is None:
-                return
-            sub = following
-    finally:
-        hub.unsubscribe(sub)
-
-
 def _deliver(hub: StreamHub, sub: Subscriber, batch: list[TaskEvent], account_id: int,
-             task_id: str) -> Iterator[TaskEvent]:
+             task_id: str) -> Generator[TaskEvent, None, Subscriber | None]:
     """Yield a batch from the hub. Returns the subscription to read on (a new one after RESYNC),
     or None when the stream is over (``done``, or the task is gone)."""
     for event in batch:
