@@ -48,6 +48,9 @@ def test_openai_returns_the_image_at_the_requested_size(fake_openai, image_type,
     body = fake_openai.calls[0]
     assert body["size"] == f"{size[0]}x{size[1]}" and body["n"] == 1 and body["output_format"] == fmt
     assert "stream" not in body, "no partial previews asked: a plain JSON call"
+    # Lossy formats are asked at igny8's own quality (its file is then kept as sent); PNG has none.
+    assert body.get("output_compression") == {"png": None, "webp": 82, "jpeg": 85}[fmt]
+    assert generated.final
 
 
 def test_openai_streams_partial_previews_before_the_final_image(fake_openai):

@@ -51,6 +51,28 @@ def test_convert_makes_a_full_size_desktop_and_a_768_wide_mobile(fmt):
         assert image.format == PIL_NAMES[fmt] and image.size == (width, height)
 
 
+@pytest.mark.parametrize("fmt", ["webp", "png", "jpeg"])
+def test_a_file_encoded_our_way_is_kept_as_the_desktop_file_and_the_mobile_one_made_from_it(fmt):
+    original = encoded((1024, 1024), fmt=PIL_NAMES[fmt])
+    desktop, mobile = convert(original, fmt, desktop=True, mobile=True, keep_original=True)
+    assert desktop == ("desktop", original, 1024, 1024)  # the very bytes: no second lossy pass
+    assert mobile[0] == "mobile" and opened(mobile[1]).size == (768, 768) and opened(mobile[1]).format == PIL_NAMES[fmt]
+
+
+def test_a_kept_file_is_still_encoded_when_its_format_differs_or_it_must_be_turned_upright():
+    png = encoded((1024, 1024), fmt="PNG")
+    [(_, webp, _, _)] = convert(png, "webp", desktop=True, mobile=False, keep_original=True)
+    assert opened(webp).format == "WEBP"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: shown upright only by readers that honour EXIF
+    buffer = io.BytesIO()
+    Image.new("RGB", (1024, 512), (200, 80, 40)).save(buffer, format="WEBP", exif=exif.tobytes())
+    [(_, upright, width, height)] = convert(buffer.getvalue(), "webp", desktop=True, mobile=False, keep_original=True)
+    assert upright != buffer.getvalue() and (width, height) == (512, 1024) and opened(upright).size == (512, 1024)
+    with pytest.raises(ImageDecodeError):  # never kept without being read as an image first
+        convert(b"RIFF\x00\x00\x00\x00WEBPnot really", "webp", desktop=True, mobile=False, keep_original=True)
+
+
 def test_convert_flattens_transparency_for_jpeg_and_keeps_it_for_webp():
     transparent = encoded((1024, 1024), mode="RGBA")
     [(_, jpeg, _, _)] = convert(transparent, "jpeg", desktop=True, mobile=False)

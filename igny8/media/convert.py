@@ -23,24 +23,30 @@ ENCODE_OPTIONS: dict[str, dict[str, Any]] = {
     "JPEG": {"quality": 85, "optimize": True, "progressive": True},
 }
 MAX_PIXELS = 40_000_000  # far above any provider size; refuses decompression bombs early
+ORIENTATION = 0x0112  # the EXIF tag
 
 
 class ImageDecodeError(Exception):
     """The bytes a provider returned are not an image we can read."""
 
 
-def _decode(data: bytes) -> Image.Image:
-    """Fully decoded image, upright, in RGB or RGBA. Raises ``ImageDecodeError``."""
+def _decode(data: bytes) -> tuple[Image.Image, str | None]:
+    """Fully decoded image, upright, in RGB or RGBA, and the Pillow format of ``data`` when the
+    bytes can be kept as they are (None when they had to be turned upright). Raises
+    ``ImageDecodeError``."""
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS:
             raise ImageDecodeError("The provider returned an image too large to process")
+        source = image.format
         image.load()
-        ImageOps.exif_transpose(image, in_place=True)
+        if image.getexif().get(ORIENTATION, 1) != 1:
+            source = None
+            ImageOps.exif_transpose(image, in_place=True)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError("The provider returned data that is not an image") from exc
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    return image.convert("RGBA" if has_alpha else "RGB")
+    return image.convert("RGBA" if has_alpha else "RGB"), source
 
 
 def _encode(image: Image.Image, pil_format: str) -> bytes:
@@ -59,10 +65,17 @@ def warm_up() -> None:
     batch pays for it (~70 ms on the first image otherwise). Starts no thread."""
     sample = io.BytesIO()
     Image.new("RGB", (8, 8), (90, 140, 200)).save(sample, format="PNG")
-    image = _decode(sample.getvalue())
+    image, _source = _decode(sample.getvalue())
     for pil_format, _extension, _content_type in FORMATS.values():
         _encode(image, pil_format)
     image.resize((4, 4), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def provider_quality(fmt: str) -> int | None:
+    """The quality to ask a provider for when it encodes ``fmt`` ("webp" or "jpeg"; None for a
+    lossless or unknown format): ours, so that its file can be kept as it is."""
+    options = ENCODE_OPTIONS.get(FORMATS.get(fmt.lower(), ("",))[0], {})
+    return options.get("quality")
 
 
 def normalize_format(fmt: str) -> str:
@@ -74,28 +87,32 @@ def normalize_format(fmt: str) -> str:
     return name
 
 
-def convert(data: bytes, fmt: str, *, desktop: bool, mobile: bool,
-            mobile_width: int = 768) -> list[tuple[str, bytes, int, int]]:
+def convert(data: bytes, fmt: str, *, desktop: bool, mobile: bool, mobile_width: int = 768,
+            keep_original: bool = False) -> list[tuple[str, bytes, int, int]]:
     """Encode the variants: ``[(variant, bytes, width, height), ...]``, desktop first.
 
     Desktop keeps the provider's size; mobile is ``mobile_width`` wide (never enlarged). With
-    neither enabled the desktop variant is still made: an image must have one file.
-    Raises ``ImageDecodeError`` when ``data`` is not an image.
+    neither enabled the desktop variant is still made: an image must have one file. With
+    ``keep_original`` (the provider encoded it our way: ``GeneratedImage.final``), ``data`` itself
+    is the desktop file when it is already in ``fmt`` and upright — decoded all the same, so
+    only a real image of a sane size is ever kept. Raises ``ImageDecodeError`` when ``data`` is
+    not an image.
     """
     pil_format = FORMATS[normalize_format(fmt)][0]
-    image = _decode(data)
+    image, source = _decode(data)
     variants: list[tuple[str, bytes, int, int]] = []
+    make_desktop, keep = desktop or not mobile, keep_original and source == pil_format
     # Pillow releases the GIL while encoding: the desktop file is encoded on a second thread while
     # this one resizes and encodes the mobile one (1024x1024 to webp: ~145 ms in a row, ~85 ms so).
-    desktop_bytes = _encoder().submit(_encode, image, pil_format) if desktop or not mobile else None
+    encoding = _encoder().submit(_encode, image, pil_format) if make_desktop and not keep else None
     if mobile:
         width = min(mobile_width, image.width)
         height = max(1, round(image.height * width / image.width))
         small = image if width == image.width else image.resize((width, height), Image.Resampling.LANCZOS,
                                                                  reducing_gap=3.0)
         variants.append(("mobile", _encode(small, pil_format), width, height))
-    if desktop_bytes is not None:
-        variants.insert(0, ("desktop", desktop_bytes.result(), image.width, image.height))
+    if make_desktop:
+        variants.insert(0, ("desktop", data if encoding is None else encoding.result(), image.width, image.height))
     return variants
 
 

@@ -22,16 +22,17 @@ class StoredVariant:
 
 
 def store_image(store: MediaStore, data: bytes, *, fmt: str, desktop: bool, mobile: bool, slug: str,
-                prefix: str = "") -> list[StoredVariant]:
+                prefix: str = "", keep_original: bool = False) -> list[StoredVariant]:
     """Convert and save every variant under a fresh unique name; all saved or none.
 
     Desktop is ``<slug>-<rand>.<ext>``, mobile ``<slug>-<rand>-mobile.<ext>``. If a save fails,
     the variants already saved are deleted before ``StorageError`` is raised. Raises
     ``ImageDecodeError`` (before writing anything) when ``data`` is not an image.
+    ``keep_original``: see ``convert``.
     """
     name = normalize_format(fmt)
     _pil, ext, content_type = FORMATS[name]
-    encoded = convert(data, name, desktop=desktop, mobile=mobile)
+    encoded = convert(data, name, desktop=desktop, mobile=mobile, keep_original=keep_original)
     base = unique_base_key(store, prefix, slug, ext)
     saved: list[StoredVariant] = []
     try:

@@ -49,6 +49,10 @@ class GeneratedImage:
     provider: str
     model: str
     cost: float | None  # provider-reported or estimated USD; None when unknown
+    # The provider was asked for igny8's own encoding (format and quality, media/convert.py): when
+    # the bytes are in the stored format, they are kept as the desktop file instead of being
+    # encoded again (no second lossy pass, and ~2/3 of an image's storing CPU saved).
+    final: bool = False
 
 
 class ProviderError(Exception):

@@ -23,6 +23,7 @@ import httpx2
 import openai
 from openai import OpenAI
 
+from ..media.convert import provider_quality
 from ..outbound.deadline import Deadline, DeadlineExceeded, current_deadline
 from ..spend.prices import configured_prices_file, image_price
 from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback, ProviderError, parse_retry_after, redact
@@ -139,6 +140,8 @@ class OpenAIProvider(ImageProvider):
             "n": 1, "output_format": request.output_format, "quality": request.quality,
             "background": request.background,
         }
+        if (compression := provider_quality(request.output_format)) is not None:
+            params["output_compression"] = compression  # our own quality: the file can be kept as sent
         if self.safety_identifier:
             params["safety_identifier"] = self.safety_identifier
         received = 0
@@ -159,7 +162,7 @@ class OpenAIProvider(ImageProvider):
                 raise ProviderError("malformed", "OpenAI sent an answer that could not be read (not JSON).") from exc
         return GeneratedImage(data=_decode(encoded), provider=self.name, model=request.model,
                               cost=estimate_cost(request.model, request.width, request.height, request.quality,
-                                                 received))
+                                                 received), final=True)
 
     def _generate_streaming(self, params: dict[str, Any], partials: int, on_partial: PartialCallback,
                             deadline: Deadline) -> tuple[str | None, int]:

@@ -260,7 +260,7 @@ class TaskRunner:
         return store_image(store, generated.data, fmt=self.settings["image_format"],
                            desktop=self.settings["desktop_enabled"], mobile=self.settings["mobile_enabled"],
                            slug=seo_slug(self.content_title, image.prompt, image.type, image.position),
-                           prefix=f"a{self.account_id}")
+                           prefix=f"a{self.account_id}", keep_original=generated.final)
 
     def fail_image(self, image_id: int, message: str, attempts: int, cost: float = 0.0,
                    only_if_held: bool = False) -> None:

@@ -28,10 +28,13 @@ NOT_AN_IMAGE = base64.b64encode(b"this is certainly not an image").decode()
 
 
 @lru_cache(maxsize=32)
-def sample_image(width: int, height: int, fmt: str = "png") -> bytes:
-    """A small real image of the requested size (a flat colour compresses to a few KB)."""
+def sample_image(width: int, height: int, fmt: str = "png", quality: int = 100) -> bytes:
+    """A small real image of the requested size (a flat colour compresses to a few KB), at
+    ``quality`` for the lossy formats."""
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (90, 140, 200)).save(buffer, format=PIL_FORMATS.get(fmt.lower(), "PNG"))
+    pil_format = PIL_FORMATS.get(fmt.lower(), "PNG")
+    options = {"quality": quality} if pil_format in ("WEBP", "JPEG") else {}
+    Image.new("RGB", (width, height), (90, 140, 200)).save(buffer, format=pil_format, **options)
     return buffer.getvalue()
 
 

@@ -58,7 +58,12 @@ class FakeOpenAI(FakeProviderServer):
             return handler.send_json(400, _openai_error("Invalid size or missing prompt.", "invalid_request_error",
                                                         "invalid_value"))
         width, height, fmt = int(size[1]), int(size[2]), str(body.get("output_format") or "png")
-        image = NOT_AN_IMAGE if behaviour == "garbage-image" else _b64(sample_image(width, height, fmt))
+        compression = body.get("output_compression", 100)
+        if not isinstance(compression, int) or not 0 <= compression <= 100 or (
+                "output_compression" in body and fmt not in ("webp", "jpeg")):
+            return handler.send_json(400, _openai_error("Invalid output_compression: an integer 0-100, for webp or "
+                                                        "jpeg output only.", "invalid_request_error", "invalid_value"))
+        image = NOT_AN_IMAGE if behaviour == "garbage-image" else _b64(sample_image(width, height, fmt, compression))
         if body.get("stream") and behaviour != "json-for-stream":
             return self._stream(handler, body, image, fmt)
         answer = {"created": int(time.time()), "background": "opaque", "data": [{"b64_json": image}],
