@@ -143,12 +143,14 @@ def test_runware_sends_one_task_and_returns_the_image(fake_runware, image_type, 
     assert task["taskType"] == "imageInference" and task["numberResults"] == 1 and task["includeCost"] is True
     assert (task["width"], task["height"]) == size and task["outputFormat"] == "WEBP"
     assert task["negativePrompt"] == "blurry" and task["model"] == "runware:100@1"
+    assert task["outputQuality"] == 82 and generated.final  # our quality: the file is kept as sent
 
 
 def test_runware_omits_an_empty_negative_prompt(fake_runware):
     provider = runware_provider(fake_runware)
-    provider.generate(request_for(provider))
-    assert "negativePrompt" not in fake_runware.calls[0][0]
+    provider.generate(request_for(provider, output_format="png"))
+    [task] = fake_runware.calls[0]
+    assert "negativePrompt" not in task and "outputQuality" not in task  # PNG: lossless, no quality
 
 
 def test_runware_url_output_is_downloaded_at_once(fake_runware):

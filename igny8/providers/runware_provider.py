@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from ..media.convert import provider_quality
 from ..outbound.deadline import Deadline, DeadlineExceeded, watched_session
 from ..outbound.urlpolicy import CHUNK_BYTES, FetchFailed, URLRefused, parse_allowed_hosts, safe_get
 from ..spend.prices import configured_prices_file, image_price
@@ -71,7 +72,7 @@ class RunwareProvider(ImageProvider):
             cost = image_price(self.name, request.model, request.width, request.height, request.quality, 0,
                                configured_prices_file())
         return GeneratedImage(data=data, provider=self.name, model=request.model,
-                              cost=float(cost) if cost is not None else None)
+                              cost=float(cost) if cost is not None else None, final=True)
 
     def _task(self, request: ImageRequest) -> dict[str, Any]:
         task: dict[str, Any] = {
@@ -82,6 +83,8 @@ class RunwareProvider(ImageProvider):
         }
         if request.negative_prompt:
             task["negativePrompt"] = request.negative_prompt
+        if (quality := provider_quality(request.output_format)) is not None:
+            task["outputQuality"] = quality  # our own quality (Runware's default is 95): the file can be kept as sent
         return task
 
     def _post(self, body: list[dict[str, Any]], deadline: Deadline) -> _Answer:

@@ -204,7 +204,8 @@ class FakeRunware(FakeProviderServer):
 
     def _result(self, task: dict[str, Any], *, garbage: bool) -> dict[str, Any]:
         fmt = {"WEBP": "webp", "PNG": "png", "JPG": "jpeg", "JPEG": "jpeg"}.get(str(task.get("outputFormat")), "webp")
-        data = b"not an image" if garbage else sample_image(int(task["width"]), int(task["height"]), fmt)
+        data = b"not an image" if garbage else sample_image(int(task["width"]), int(task["height"]), fmt,
+                                                            int(task.get("outputQuality", 95)))
         image_uuid = str(uuid.uuid4())
         result = {"taskType": "imageInference", "taskUUID": task.get("taskUUID"), "imageUUID": image_uuid,
                   "cost": self.cost}
@@ -238,6 +239,9 @@ def _invalid_task(body: Any, task: dict[str, Any]) -> tuple[str, str, str] | Non
         value = task.get(field)
         if not isinstance(value, int) or value % 64 or not 128 <= value <= 2048:
             return f"invalid{field.title()}", f"{field} must be a multiple of 64 between 128 and 2048.", field
+    quality = task.get("outputQuality", 95)
+    if not isinstance(quality, int) or not 20 <= quality <= 99:
+        return "invalidOutputQuality", "outputQuality must be an integer between 20 and 99.", "outputQuality"
     return None
 
 
