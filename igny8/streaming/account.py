@@ -16,7 +16,6 @@ account stream's last id (the database row is committed before its first event i
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import NamedTuple
@@ -101,8 +100,6 @@ def account_events(account_id: int, opening: AccountOpening, keepalive: float | 
         keepalive = min(float(current_app.config.get("STREAM_KEEPALIVE_SECONDS", KEEPALIVE_SECONDS)),
                         KEEPALIVE_SECONDS)
     timers = Timers(keepalive, recheck if still_allowed else None)
-    if timers.recheck:  # the tabs of a whole team reconnect together (a deploy): spread their checks
-        timers.checked_at -= random.uniform(0, timers.recheck / 2)
     seen = dict(opening.seen)
     yield from follow(account_events_key(account_id), opening.last_id,
                       lambda hub, sub, batch: _deliver(hub, sub, batch, account_id, seen),

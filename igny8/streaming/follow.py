@@ -5,6 +5,7 @@ caller's credential no longer holds. What a stream does with a batch is its own 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Generator, Iterator
 
@@ -27,6 +28,10 @@ class Timers:
     def __init__(self, keepalive: float, recheck: float | None) -> None:
         self.keepalive, self.recheck = keepalive, recheck
         self.quiet_since = self.checked_at = time.monotonic()
+        if recheck:  # streams opened together (a page of writers, a reconnect storm) would re-check
+            # together every ``recheck`` seconds, a burst of queries that delays every event: a
+            # random head start spreads them (a check only ever comes sooner, never later).
+            self.checked_at -= random.uniform(0, recheck)
 
     def wait(self, now: float, outage_left: float | None) -> float:
         waits = [self.keepalive - (now - self.quiet_since)]
