@@ -22,6 +22,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import csrf, db, login_manager
 from ..models import Account, User, utcnow
+from .sessions import CookieSessions
 
 TOKEN_PREFIX = "igny8_"
 SESSION_KEY = "session_key"  # the per-login id in the Flask session; logout marks it revoked in Redis
@@ -122,6 +123,7 @@ def require_account_admin() -> None:
 
 
 def register_auth(app: Flask) -> None:
+    app.session_interface = CookieSessions()
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"
