@@ -103,7 +103,7 @@ def account_events(account_id: int, opening: AccountOpening, keepalive: float | 
     seen = dict(opening.seen)
     yield from follow(account_events_key(account_id), opening.last_id,
                       lambda hub, sub, batch: _deliver(hub, sub, batch, account_id, seen),
-                      timers, still_allowed or (lambda: True), recheck_after_write=True)
+                      timers, still_allowed or (lambda: True))
 
 
 def _deliver(hub: StreamHub, sub: Subscriber, batch: list[TaskEvent], account_id: int,

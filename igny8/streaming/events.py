@@ -58,7 +58,7 @@ def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
     yield from follow(events_key(task_id), last_id,
                       lambda hub, sub, batch: _deliver(hub, sub, batch, account_id, task_id),
                       Timers(keepalive, recheck if still_allowed else None), still_allowed or (lambda: True),
-                      recheck_after_write=False, after_keepalive=lambda: _done_if_ended(account_id, task_id))
+                      after_keepalive=lambda: _done_if_ended(account_id, task_id))
 
 
 def stream_opening(task: GenerationTask, last_event_id: str | None) -> Opening:

@@ -58,14 +58,14 @@ def _outage(hub: StreamHub, joined: float, now: float) -> float | None:
 
 
 def follow(key: str, after_id: str, deliver: Deliver, timers: Timers, still_allowed: Callable[[], bool],
-           *, recheck_after_write: bool,
-           after_keepalive: Callable[[], TaskEvent | None] = lambda: None) -> Iterator[TaskEvent]:
+           *, after_keepalive: Callable[[], TaskEvent | None] = lambda: None) -> Iterator[TaskEvent]:
     """Events of the Redis stream ``key`` after ``after_id``, handed to ``deliver`` batch by batch,
     until ``deliver`` ends the stream, ``after_keepalive()`` (called after each KEEPALIVE) returns a
     last event, or CLOSING, LOST or REVOKED. ``still_allowed()`` is asked when ``timers`` says a
-    re-check is due: before the outage check and any write, or with ``recheck_after_write`` after
-    the write (a client that has left is noticed at the write, before the database is reached for).
-    Needs an app context; unsubscribes on the way out."""
+    re-check is due, after the write: the event that woke the stream never waits for the query (a
+    query before it put one on every stream's event every 15 s: the 1,000-stream p99 went from
+    1.3 ms to 16-29 ms), and a client that has left is noticed at the write, before the database is
+    reached for. Needs an app context; unsubscribes on the way out."""
     hub = get_hub(current_app.config["REDIS_URL"])
     outage_limit = float(current_app.config.get("STREAM_OUTAGE_SECONDS", OUTAGE_SECONDS))
     sub, joined = hub.subscribe_key(key, after_id), time.monotonic()
@@ -78,9 +78,6 @@ def follow(key: str, after_id: str, deliver: Deliver, timers: Timers, still_allo
                 return
             now = time.monotonic()
             keepalive_due = timers.keepalive_due(now, not batch)
-            if not recheck_after_write and timers.recheck_due(now, keepalive_due) and not still_allowed():
-                yield REVOKED
-                return
             outage = _outage(hub, joined, now)
             if outage is not None and outage >= outage_limit - timers.SLACK:
                 yield LOST
@@ -98,7 +95,7 @@ def follow(key: str, after_id: str, deliver: Deliver, timers: Timers, still_allo
                 if final is not None:
                     yield final
                     return
-            if recheck_after_write and timers.recheck_due(time.monotonic(), keepalive_due) and not still_allowed():
+            if timers.recheck_due(time.monotonic(), keepalive_due) and not still_allowed():
                 yield REVOKED
                 return
     finally:
