@@ -69,6 +69,11 @@ def test_a_kept_file_is_still_encoded_when_its_format_differs_or_it_must_be_turn
     Image.new("RGB", (1024, 512), (200, 80, 40)).save(buffer, format="WEBP", exif=exif.tobytes())
     [(_, upright, width, height)] = convert(buffer.getvalue(), "webp", desktop=True, mobile=False, keep_original=True)
     assert upright != buffer.getvalue() and (width, height) == (512, 1024) and opened(upright).size == (512, 1024)
+    frames = [Image.new("RGB", (64, 64), (40 * n, 0, 0)) for n in range(3)]
+    animated = io.BytesIO()
+    frames[0].save(animated, format="WEBP", save_all=True, append_images=frames[1:])
+    [(_, still, _, _)] = convert(animated.getvalue(), "webp", desktop=True, mobile=False, keep_original=True)
+    assert opened(still).n_frames == 1  # an animation is never kept: its first frame is stored
     with pytest.raises(ImageDecodeError):  # never kept without being read as an image first
         convert(b"RIFF\x00\x00\x00\x00WEBPnot really", "webp", desktop=True, mobile=False, keep_original=True)
 

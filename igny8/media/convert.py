@@ -32,13 +32,13 @@ class ImageDecodeError(Exception):
 
 def _decode(data: bytes) -> tuple[Image.Image, str | None]:
     """Fully decoded image, upright, in RGB or RGBA, and the Pillow format of ``data`` when the
-    bytes can be kept as they are (None when they had to be turned upright). Raises
-    ``ImageDecodeError``."""
+    bytes can be kept as they are (None when they had to be turned upright, or hold several
+    frames). Raises ``ImageDecodeError``."""
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS:
             raise ImageDecodeError("The provider returned an image too large to process")
-        source = image.format
+        source = image.format if getattr(image, "n_frames", 1) == 1 else None  # an animation: its first frame
         image.load()
         if image.getexif().get(ORIENTATION, 1) != 1:
             source = None
