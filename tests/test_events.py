@@ -72,6 +72,24 @@ def test_finished_task_streams_snapshot_and_done_at_once(writer, worker, live_se
     assert [e.event for e in events] == ["snapshot", "done"]
 
 
+def test_a_stream_opened_on_a_dead_workers_task_ends_it_at_once(writer, redis, live_server):
+    """The opening reads the RQ job's status with the snapshot (one Redis round trip): a job that
+    RQ marked failed (its work-horse was killed) ends the task FAILURE before the first event, and
+    the snapshot already says so; the same task's images are free again."""
+    writer.configure(provider="local", model="placeholder", max_in_article_images=1)
+    content = writer.article(in_article=1)
+    task_id = writer.generate(content)  # no worker: the job waits in the queue
+    response, stream = open_stream(live_server, writer.who, task_id)
+    with response:
+        assert json.loads(next(stream.events()).data)["state"] == "PENDING"
+    redis.hset(f"rq:job:{task_id}", "status", "failed")
+    events = list(open_stream(live_server, writer.who, task_id)[1].events())
+    assert [e.event for e in events] == ["snapshot", "done"]
+    snapshot, done = json.loads(events[0].data), json.loads(events[1].data)
+    assert snapshot["state"] == "FAILURE" and done["state"] == "FAILURE" and "worker" in done["error"]
+    assert {r["status"] for r in writer.images(content)} == {"failed"}
+
+
 def test_foreign_or_unknown_task_stream_is_404(writer, writer_for, globex, worker, live_server):
     writer.configure(provider="local", model="placeholder")
     content = writer.article(in_article=1)

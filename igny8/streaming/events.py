@@ -22,9 +22,9 @@ from ..extensions import db
 from ..models import GenerationTask
 from ..progress.events import LOST, EventName, TaskEvent, valid_event_id
 from ..progress.keys import events_key
-from ..progress.schema import FINAL_STATES
+from ..progress.schema import FINAL_STATES, QueueItem, TaskSummary
 from ..tasks.readout import get_task, progress_body, progress_store, result_body, task_view
-from ..tasks.reconcile import check_task
+from ..tasks.reconcile import check_task, checked_view
 from .follow import Timers, follow
 from .hub import StreamHub, Subscriber
 
@@ -32,6 +32,7 @@ KEEPALIVE_SECONDS = 15.0
 
 
 Opening = tuple[list[TaskEvent], str]  # what a stream sends first, and the event id it follows from
+View = tuple[TaskSummary, list[QueueItem], str]  # readout.task_view's answer
 
 
 def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
@@ -64,14 +65,16 @@ def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
 def stream_opening(task: GenerationTask, last_event_id: str | None) -> Opening:
     """Nothing but the resume point when ``Last-Event-ID`` can be resumed from Redis, else the
     ``snapshot`` (plus ``done`` when the task has ended) and its id. Taken from the task row the
-    view has just read, so opening a stream reads the task once."""
+    view has just read, so opening a stream reads the task once; a dead worker's task is failed
+    first (``reconcile.check_task``)."""
     if valid_event_id(last_event_id):
+        check_task(task)
         try:
             if progress_store().can_resume(task.id, last_event_id):
                 return [], last_event_id
         except RedisError:
             pass
-    events = _snapshot_of(task)
+    events = _snapshot_of(task, checked_view)
     return events, events[0].id
 
 
@@ -88,8 +91,8 @@ def _snapshot(account_id: int, task_id: str) -> list[TaskEvent] | None:
         db.session.close()
 
 
-def _snapshot_of(task: GenerationTask) -> list[TaskEvent]:
-    summary, items, last_id = task_view(task)
+def _snapshot_of(task: GenerationTask, view: Callable[[GenerationTask], View] = task_view) -> list[TaskEvent]:
+    summary, items, last_id = view(task)
     events = [TaskEvent(last_id, EventName.SNAPSHOT, progress_body(summary, items))]
     if task.state in FINAL_STATES and summary.finished:
         events.append(TaskEvent(last_id, EventName.DONE, result_body(summary, items)))

@@ -12,20 +12,28 @@ from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import GenerationTask, Image
 from ..progress.schema import FINAL_STATES, HELD_STATUSES, ItemStatus, QueueItem, TaskSummary, phase_of_status
-from ..progress.store import ProgressStore
+from ..progress.store import ProgressStore, Snapshot
 from ..redis_client import get_redis
 
 _TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Built once (its cache key is kept on the object): every stream opening and task read runs it.
+_TASK_OF_ACCOUNT = select(GenerationTask).where(GenerationTask.id == bindparam("task_id"),
+                                                GenerationTask.account_id == bindparam("account_id"))
 
 
 def progress_store() -> ProgressStore:
-    return ProgressStore(get_redis(), current_app.config["PROGRESS_TTL"])
+    """The app's store (one per app: it holds the client and the registered write script)."""
+    store = current_app.extensions.get("progress_store")
+    if store is None:
+        store = ProgressStore(get_redis(), current_app.config["PROGRESS_TTL"])
+        current_app.extensions["progress_store"] = store
+    return store
 
 
 def _epoch(value: Any) -> float | None:
@@ -71,13 +79,16 @@ def result_body(summary: TaskSummary, items: list[QueueItem]) -> dict[str, Any]:
     }
 
 
-def task_view(task: GenerationTask) -> tuple[TaskSummary, list[QueueItem], str]:
-    """(summary, items, last event id) — Redis first, the database when Redis has nothing, and
-    the database's row for each image whose hash Redis lost (a restart mid-batch)."""
-    try:
-        summary, items, last_id = progress_store().snapshot(task.id)
-    except RedisError:
-        summary, items, last_id = None, [], "0-0"
+def task_view(task: GenerationTask, snapshot: Snapshot | None = None) -> tuple[TaskSummary, list[QueueItem], str]:
+    """(summary, items, last event id) — Redis first (``snapshot``, when the caller has just read
+    it), the database when Redis has nothing, and the database's row for each image whose hash
+    Redis lost (a restart mid-batch)."""
+    if snapshot is None:
+        try:
+            snapshot = progress_store().snapshot(task.id, task.image_ids)
+        except RedisError:
+            snapshot = None, [], "0-0"
+    summary, items, last_id = snapshot
     if summary is None or (task.state in FINAL_STATES and summary.state != task.state):
         summary, items = summary_from_task(task), items_from_db(task)
     elif len(items) < len(task.image_ids):
@@ -122,4 +133,4 @@ def get_task(account_id: int, task_id: str) -> GenerationTask | None:
     # Task ids are RQ job ids; anything else (NUL, which PostgreSQL refuses, included) is no task.
     if not _TASK_ID.fullmatch(task_id or ""):
         return None
-    return db.session.scalar(select(GenerationTask).filter_by(id=task_id, account_id=account_id))
+    return db.session.scalar(_TASK_OF_ACCOUNT, {"task_id": task_id, "account_id": account_id})

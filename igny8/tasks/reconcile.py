@@ -22,11 +22,19 @@ from ..content.versions import status_after_failure
 from ..extensions import db
 from ..logs import event
 from ..models import GenerationTask, Image, utcnow
-from ..progress.schema import FINAL_STATES, HELD_STATUSES, RUNNING_STATES, ImageStatus, TaskState
+from ..progress.schema import (
+    FINAL_STATES,
+    HELD_STATUSES,
+    RUNNING_STATES,
+    ImageStatus,
+    QueueItem,
+    TaskState,
+    TaskSummary,
+)
 from ..redis_client import get_rq_redis
 from ..spend.budget import release, release_ended
 from .announce import announce_finished
-from .readout import items_from_db, progress_store, result_body, summary_from_task
+from .readout import items_from_db, progress_store, result_body, summary_from_task, task_view
 
 TASK_ERROR = "The worker running this batch stopped (killed or out of memory) before it finished."
 IMAGE_ERROR = "Generation was interrupted because the worker stopped; queue this image again."
@@ -43,15 +51,26 @@ def _job_status(task_id: str) -> JobStatus | None:
         return None
 
 
-def is_dead(task: GenerationTask) -> bool:
-    """Whether a PENDING/PROGRESS task's worker is gone. Redis errors count as 'not known dead'."""
+def _status_matters(task: GenerationTask) -> bool:
+    # A bulk task waiting in line has no job yet, or a fed one that is put back in line when it is
+    # lost (scheduling.refeed): its job's status says nothing about a dead worker.
+    return not (task.kind == "bulk" and task.state == TaskState.PENDING)
+
+
+_UNREAD = object()  # is_dead reads the job's status itself
+
+
+def is_dead(task: GenerationTask, status: JobStatus | None | object = _UNREAD) -> bool:
+    """Whether a PENDING/PROGRESS task's worker is gone. Redis errors count as 'not known dead'.
+    ``status``: its RQ job's, when the caller has just read it (None: RQ no longer knows it)."""
     now = utcnow()
-    if task.kind == "bulk" and task.state == TaskState.PENDING:
-        return False  # waiting for the feeder, or fed: a lost job is put back in line (scheduling.refeed)
-    try:
-        status = _job_status(task.id)
-    except RedisError:
-        status = JobStatus.STARTED
+    if not _status_matters(task):
+        return False
+    if status is _UNREAD:
+        try:
+            status = _job_status(task.id)
+        except RedisError:
+            status = JobStatus.STARTED
     if status in DEAD_JOB_STATUSES:
         return True
     if task.state == TaskState.PROGRESS:
@@ -100,6 +119,27 @@ def check_task(task: GenerationTask) -> None:
     keepalive): if its worker died, its images and the task are failed now, not at the next sweep."""
     if task.running:
         reconcile(task)
+
+
+def checked_view(task: GenerationTask) -> tuple[TaskSummary, list[QueueItem], str]:
+    """``check_task``, then ``readout.task_view``: a running task's RQ job status is read in the
+    same Redis round trip as its snapshot (a stream opening's reads of Redis were three)."""
+    if not (task.running and _status_matters(task)):
+        check_task(task)
+        return task_view(task)
+    try:
+        snapshot, raw = progress_store().snapshot_and_status(task.id, task.image_ids, Job.key_for(task.id))
+    except RedisError:
+        check_task(task)
+        return task_view(task)
+    try:
+        status = JobStatus(raw) if raw else None
+    except ValueError:  # a status this RQ does not know: not known dead
+        status = JobStatus.STARTED
+    if is_dead(task, status):
+        fail_task(task)
+        return task_view(task)
+    return task_view(task, snapshot)
 
 
 def _release_orphans() -> None:

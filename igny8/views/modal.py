@@ -13,8 +13,8 @@ from ..progress.schema import ItemStatus, QueueItem, TaskSummary
 from ..streaming.admission import opens_stream
 from ..streaming.events import stream_opening
 from ..streaming.sse import encode, sse_response, sse_stream
-from ..tasks.readout import result_body, summary_of_progress_body, task_view
-from ..tasks.reconcile import check_task
+from ..tasks.readout import result_body, summary_of_progress_body
+from ..tasks.reconcile import checked_view
 from ..tasks.rule import plan_queue
 from .lookup import task_or_404
 
@@ -63,8 +63,7 @@ def html_formatter(event: TaskEvent) -> str:
 def task_modal(task_id: str) -> str:
     """The modal showing the true state of a task (used after the click, and to reopen it)."""
     task = task_or_404(task_id, NOT_FOUND)
-    check_task(task)
-    summary, items, _ = task_view(task)
+    summary, items, _ = checked_view(task)
     result = result_body(summary, items)
     failed_ids = [r["image_id"] for r in result["results"] if r["status"] == ItemStatus.FAILED]
     note = None
@@ -80,7 +79,6 @@ def task_modal(task_id: str) -> str:
 @login_required
 def fragment_stream(task_id: str) -> Response:
     task = task_or_404(task_id, NOT_FOUND)
-    check_task(task)
     opening = stream_opening(task, request.headers.get("Last-Event-ID"))
     return sse_response(sse_stream(current_app._get_current_object(), current_account_id(), task.id, opening,
                                    html_formatter, credential_check(stream_credential())))
