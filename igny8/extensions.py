@@ -39,3 +39,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def commit_keeping_rows() -> None:
+    """Commit without expiring the session's rows: for a request that goes on reading only what it
+    has just written (a generate click answers with its task), where the reload after a plain
+    commit would cost a query per row."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True

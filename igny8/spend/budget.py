@@ -120,13 +120,13 @@ def lock_account(account_id: int) -> None:
         db.session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
 
 
-def reserve(account_id: int, task_id: str, planned: Estimate, monthly: float | None) -> Budget:
+def reserve(account_id: int, task_id: str, planned: Estimate, monthly: float | None) -> None:
     """Hold ``planned`` for the task's images, or raise BudgetExceeded; the caller commits (with the
-    task) or rolls back. Returns the budget with the reservation."""
-    return reserve_many(account_id, {task_id: planned}, monthly)
+    task) or rolls back."""
+    reserve_many(account_id, {task_id: planned}, monthly)
 
 
-def reserve_many(account_id: int, planned: dict[str, Estimate], monthly: float | None) -> Budget:
+def reserve_many(account_id: int, planned: dict[str, Estimate], monthly: float | None) -> None:
     """``reserve`` for many tasks at once (a bulk run): all of them or none (BudgetExceeded), one
     lock, one batch INSERT however many images. The caller commits or rolls back."""
     total = round(sum(p.total for p in planned.values()), 6)
@@ -140,7 +140,6 @@ def reserve_many(account_id: int, planned: dict[str, Estimate], monthly: float |
             for task_id, p in planned.items() for image_id, amount in p.per_image.items()]
     if rows:
         db.session.execute(insert(SpendReservation), rows)
-    return budget_for(account_id, monthly)
 
 
 def release_many(task_ids: list[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import MAX_DB_ID, Content, GenerationTask, Image
@@ -79,13 +80,16 @@ def claim(images: list[Image], task_id: str) -> list[Image]:
     The status test is in the UPDATE itself, so two clicks at once cannot both claim an image."""
     if not images:
         return []
-    db.session.execute(
+    claimed = set(db.session.scalars(
         update(Image).where(Image.id.in_([i.id for i in images]), Image.status.not_in(HELD_STATUSES))
-        .values(status=ImageStatus.QUEUED, task_id=task_id, error=None).execution_options(synchronize_session=False)
-    )
-    ids = [img.id for img in images]
-    db.session.scalars(select(Image).where(Image.id.in_(ids)).execution_options(populate_existing=True)).all()
-    return [img for img in images if img.task_id == task_id]
+        .values(status=ImageStatus.QUEUED, task_id=task_id, error=None).returning(Image.id)
+        .execution_options(synchronize_session=False)
+    ))
+    for img in images:  # what the UPDATE wrote, without reading the rows again
+        if img.id in claimed:
+            for name, value in (("status", ImageStatus.QUEUED.value), ("task_id", task_id), ("error", None)):
+                set_committed_value(img, name, value)
+    return [img for img in images if img.id in claimed]
 
 
 def holding_task(account_id: int, images: list[Image], content: Content | None) -> GenerationTask | None:

@@ -12,7 +12,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import case
 
-from ..extensions import db
+from ..extensions import commit_keeping_rows, db
 from ..integrations.settings import image_generation_config
 from ..logs import event
 from ..models import GenerationTask, Image, utcnow
@@ -66,9 +66,8 @@ def queue_task(account_id: int, body: Any, *, user_id: int | None = None, source
     except BudgetExceeded:
         db.session.rollback()  # the claim too: nothing is queued
         raise
-    # Built before the commit, which expires every row (reading them after it would reload each).
     items = [QueueItem.from_image(img, i, img.content.title) for i, img in enumerate(claimed, start=1)]
-    db.session.commit()
+    commit_keeping_rows()  # what follows reads the task, its article and the images just written
     for item in items:
         item.status, item.progress, item.image_url, item.error = ItemStatus.PENDING, 0, None, None
         item.phase = QUEUED.name
