@@ -116,6 +116,23 @@ def _every_writer_sets_up_and_writes_an_article(load: Load) -> None:
         list(pool.map(prepare, load.writers))
 
 
+def _every_writer_reads_twice_at_the_same_moment(load: Load) -> list[float]:
+    """The baseline of the click figures, in the same run and the same shape: 100 requests that
+    each read the writer's article list (auth and one query) released together; their seconds."""
+    start = threading.Barrier(2 * WRITERS)
+
+    def read(writer: dict) -> float:
+        start.wait(30)
+        sent = time.monotonic()
+        response = load.statuses.record(load.session.get(load.web.url + "/api/v1/writer/content/",
+                                                         headers=writer["headers"], timeout=60))
+        assert response.status_code == 200, response.text
+        return time.monotonic() - sent
+
+    with ThreadPoolExecutor(max_workers=2 * WRITERS) as pool:
+        return list(pool.map(read, [w for w in load.writers for _ in range(2)]))
+
+
 def _every_writer_double_clicks_at_the_same_moment(load: Load) -> float:
     """All writers at once, each with a double click: 100 generate requests released together; each
     new batch gets STREAMS_PER_BATCH watchers. The seconds until every watcher ended (or gave up)."""
@@ -205,7 +222,7 @@ def _every_image_generated_exactly_once(app: Flask, worker_env: dict[str, str], 
     return Outcome(images, durations, duplicates, files)
 
 
-def _write_the_figures(load: Load, outcome: Outcome, late_clicks: int, wall: float) -> None:
+def _write_the_figures(load: Load, outcome: Outcome, late_clicks: int, wall: float, reads: list[float]) -> None:
     """Printed and written to ``test-artifacts/load.txt``."""
     images, durations, statuses = outcome.images, outcome.durations, load.statuses
     clicks = [seconds for pairs in load.answers.values() for seconds, _ in pairs]
@@ -217,7 +234,9 @@ def _write_the_figures(load: Load, outcome: Outcome, late_clicks: int, wall: flo
         f"  second clicks answered 'already running' {WRITERS - late_clicks}, 'already done' {late_clicks}\n"
         f"  requests {sum(statuses.counts.values())}, 5xx {statuses.server_errors}, "
         f"statuses {dict(sorted(statuses.counts.items()))}\n"
-        f"  generate request p50 {pct(clicks, 0.5) * 1000:.0f} ms, p99 {pct(clicks, 0.99) * 1000:.0f} ms; "
+        f"  generate request p50 {pct(clicks, 0.5) * 1000:.0f} ms, p99 {pct(clicks, 0.99) * 1000:.0f} ms "
+        f"(baseline, the same burst of article-list reads before it: p50 {pct(reads, 0.5) * 1000:.0f} ms, "
+        f"p99 {pct(reads, 0.99) * 1000:.0f} ms); "
         f"batch queued->done p50 {pct(durations, 0.5):.1f} s, max {max(durations):.1f} s; "
         f"all done in {wall:.1f} s ({len(images) / wall:.1f} images/s)\n"
     )
@@ -235,11 +254,12 @@ def test_50_writers_and_500_streams(app: Flask, accounts: Accounts, worker_env: 
             start_worker()
         load = Load(web, [accounts.create(f"Writer {n}") for n in range(WRITERS)])  # admins: each sets up its own
         _every_writer_sets_up_and_writes_an_article(load)
+        reads = _every_writer_reads_twice_at_the_same_moment(load)
         wall = _every_writer_double_clicks_at_the_same_moment(load)
 
         late_clicks = _one_click_of_each_writer_queued_the_batch(load)
         _every_stream_ended_with_done_and_the_true_counts(load, wall)
         outcome = _every_image_generated_exactly_once(app, worker_env, tmp_path)
-        _write_the_figures(load, outcome, late_clicks, wall)
+        _write_the_figures(load, outcome, late_clicks, wall, reads)
     finally:
         web.stop()
