@@ -3,6 +3,7 @@ login session) every STREAM_AUTH_RECHECK_SECONDS and ends, with ``: access revok
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -147,3 +148,37 @@ def test_a_redis_that_lost_its_keys_ends_no_session(writer, live_server, redis):
     browser = login_session(live_server, writer.email)
     redis.flushdb()
     assert browser.get(f"{live_server.url}/writer/images", timeout=10).url.endswith("/writer/images")
+
+
+def test_streams_of_one_token_share_a_recent_check(app, writer):
+    """Many streams of one credential ask the database once per RECHECK / 15 seconds between them,
+    and a revocation is seen by the first check after that."""
+    from sqlalchemy import event
+
+    from igny8.accounts.auth import credential_check, revoke_api_token
+    from igny8.extensions import db
+    from igny8.models import User
+
+    credential = ("token", hashlib.sha256(writer.headers["Authorization"].split()[1].encode()).hexdigest())
+    queries: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        queries.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with app.app_context():
+            streams = [credential_check(credential) for _ in range(50)]
+            assert all(still_valid() for still_valid in streams)
+            assert len(queries) == 1
+            user = db.session.scalar(db.select(User).filter_by(email=writer.email))
+            revoke_api_token(user)
+            db.session.commit()
+            time.sleep(RECHECK / 15 + 0.05)
+            queries.clear()
+            assert not any(still_valid() for still_valid in streams)
+            assert len(queries) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
