@@ -175,8 +175,8 @@ class ProgressStore:
     def snapshot_and_status(self, task_id: str, image_ids: list[int] | None = None,
                             status_key: str | None = None) -> tuple[Snapshot, str | None]:
         """``snapshot``, and the ``status`` field of the hash ``status_key`` (an RQ job's: the
-        dead-worker check of a stream opening) read in the same transaction — one round trip
-        where the three reads took three."""
+        dead-worker check of a stream opening) read in the same transaction: one round trip
+        instead of three (the ids, the snapshot, the status)."""
         if image_ids is None:
             image_ids = json.loads(self.redis.hget(task_key(task_id), "image_ids") or "[]")
         pipe = self.redis.pipeline(transaction=True)
