@@ -31,7 +31,7 @@ from ..progress.keys import account_events_key
 from ..progress.schema import RUNNING_STATES
 from ..tasks.readout import progress_body, progress_store, task_view
 from .events import KEEPALIVE_SECONDS
-from .follow import Timers, follow
+from .follow import follow
 from .hub import StreamHub, Subscriber
 
 SNAPSHOT_LIMIT = 500  # unfinished tasks in a snapshot (newest first); ``unfinished`` counts them all
@@ -99,11 +99,10 @@ def account_events(account_id: int, opening: AccountOpening, keepalive: float | 
     if keepalive is None:
         keepalive = min(float(current_app.config.get("STREAM_KEEPALIVE_SECONDS", KEEPALIVE_SECONDS)),
                         KEEPALIVE_SECONDS)
-    timers = Timers(keepalive, recheck if still_allowed else None)
     seen = dict(opening.seen)
     yield from follow(account_events_key(account_id), opening.last_id,
                       lambda hub, sub, batch: _deliver(hub, sub, batch, account_id, seen),
-                      timers, still_allowed or (lambda: True))
+                      keepalive, still_allowed, recheck)
 
 
 def _deliver(hub: StreamHub, sub: Subscriber, batch: list[TaskEvent], account_id: int,

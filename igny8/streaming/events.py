@@ -22,17 +22,16 @@ from ..extensions import db
 from ..models import GenerationTask
 from ..progress.events import LOST, EventName, TaskEvent, valid_event_id
 from ..progress.keys import events_key
-from ..progress.schema import FINAL_STATES, QueueItem, TaskSummary
-from ..tasks.readout import get_task, progress_body, progress_store, result_body, task_view
+from ..progress.schema import FINAL_STATES
+from ..tasks.readout import TaskView, get_task, progress_body, progress_store, result_body, task_view
 from ..tasks.reconcile import check_task, checked_view
-from .follow import Timers, follow
+from .follow import follow
 from .hub import StreamHub, Subscriber
 
 KEEPALIVE_SECONDS = 15.0
 
 
 Opening = tuple[list[TaskEvent], str]  # what a stream sends first, and the event id it follows from
-View = tuple[TaskSummary, list[QueueItem], str]  # readout.task_view's answer
 
 
 def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
@@ -58,8 +57,7 @@ def task_events(account_id: int, task_id: str, last_event_id: str | None = None,
         return
     yield from follow(events_key(task_id), last_id,
                       lambda hub, sub, batch: _deliver(hub, sub, batch, account_id, task_id),
-                      Timers(keepalive, recheck if still_allowed else None), still_allowed or (lambda: True),
-                      after_keepalive=lambda: _done_if_ended(account_id, task_id))
+                      keepalive, still_allowed, recheck, after_keepalive=lambda: _done_if_ended(account_id, task_id))
 
 
 def stream_opening(task: GenerationTask, last_event_id: str | None) -> Opening:
@@ -91,7 +89,7 @@ def _snapshot(account_id: int, task_id: str) -> list[TaskEvent] | None:
         db.session.close()
 
 
-def _snapshot_of(task: GenerationTask, view: Callable[[GenerationTask], View] = task_view) -> list[TaskEvent]:
+def _snapshot_of(task: GenerationTask, view: Callable[[GenerationTask], TaskView] = task_view) -> list[TaskEvent]:
     summary, items, last_id = view(task)
     events = [TaskEvent(last_id, EventName.SNAPSHOT, progress_body(summary, items))]
     if task.state in FINAL_STATES and summary.finished:

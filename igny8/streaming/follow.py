@@ -57,15 +57,18 @@ def _outage(hub: StreamHub, joined: float, now: float) -> float | None:
     return None if down_since is None else now - max(down_since, joined)
 
 
-def follow(key: str, after_id: str, deliver: Deliver, timers: Timers, still_allowed: Callable[[], bool],
+def follow(key: str, after_id: str, deliver: Deliver, keepalive: float,
+           still_allowed: Callable[[], bool] | None = None, recheck: float | None = None,
            *, after_keepalive: Callable[[], TaskEvent | None] = lambda: None) -> Iterator[TaskEvent]:
     """Events of the Redis stream ``key`` after ``after_id``, handed to ``deliver`` batch by batch,
     until ``deliver`` ends the stream, ``after_keepalive()`` (called after each KEEPALIVE) returns a
-    last event, or CLOSING, LOST or REVOKED. ``still_allowed()`` is asked when ``timers`` says a
-    re-check is due, after the write: the event that woke the stream never waits for the query (a
-    query before it put one on every stream's event every 15 s: the 1,000-stream p99 went from
-    1.3 ms to 16-29 ms), and a client that has left is noticed at the write, before the database is
-    reached for. Needs an app context; unsubscribes on the way out."""
+    last event, or CLOSING, LOST or REVOKED; KEEPALIVE after ``keepalive`` quiet seconds.
+    ``still_allowed()`` (when given) is asked every ``recheck`` seconds and at each keepalive,
+    after the write: the event that woke the stream never waits for the query (a query before it
+    put one on every stream's event every 15 s: the 1,000-stream p99 went from 1.3 ms to 16-29 ms),
+    and a client that has left is noticed at the write, before the database is reached for. Needs
+    an app context; unsubscribes on the way out."""
+    timers = Timers(keepalive, recheck if still_allowed else None)
     hub = get_hub(current_app.config["REDIS_URL"])
     outage_limit = float(current_app.config.get("STREAM_OUTAGE_SECONDS", OUTAGE_SECONDS))
     sub, joined = hub.subscribe_key(key, after_id), time.monotonic()
@@ -95,7 +98,7 @@ def follow(key: str, after_id: str, deliver: Deliver, timers: Timers, still_allo
                 if final is not None:
                     yield final
                     return
-            if timers.recheck_due(time.monotonic(), keepalive_due) and not still_allowed():
+            if still_allowed and timers.recheck_due(time.monotonic(), keepalive_due) and not still_allowed():
                 yield REVOKED
                 return
     finally:

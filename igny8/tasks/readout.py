@@ -79,7 +79,10 @@ def result_body(summary: TaskSummary, items: list[QueueItem]) -> dict[str, Any]:
     }
 
 
-def task_view(task: GenerationTask, snapshot: Snapshot | None = None) -> tuple[TaskSummary, list[QueueItem], str]:
+TaskView = tuple[TaskSummary, list[QueueItem], str]  # what a client is shown: summary, items, last event id
+
+
+def task_view(task: GenerationTask, snapshot: Snapshot | None = None) -> TaskView:
     """(summary, items, last event id) — Redis first (``snapshot``, when the caller has just read
     it), the database when Redis has nothing, and the database's row for each image whose hash
     Redis lost (a restart mid-batch)."""

@@ -22,19 +22,11 @@ from ..content.versions import status_after_failure
 from ..extensions import db
 from ..logs import event
 from ..models import GenerationTask, Image, utcnow
-from ..progress.schema import (
-    FINAL_STATES,
-    HELD_STATUSES,
-    RUNNING_STATES,
-    ImageStatus,
-    QueueItem,
-    TaskState,
-    TaskSummary,
-)
+from ..progress.schema import FINAL_STATES, HELD_STATUSES, RUNNING_STATES, ImageStatus, TaskState
 from ..redis_client import get_rq_redis
 from ..spend.budget import release, release_ended
 from .announce import announce_finished
-from .readout import items_from_db, progress_store, result_body, summary_from_task, task_view
+from .readout import TaskView, items_from_db, progress_store, result_body, summary_from_task, task_view
 
 TASK_ERROR = "The worker running this batch stopped (killed or out of memory) before it finished."
 IMAGE_ERROR = "Generation was interrupted because the worker stopped; queue this image again."
@@ -57,26 +49,25 @@ def _status_matters(task: GenerationTask) -> bool:
     return not (task.kind == "bulk" and task.state == TaskState.PENDING)
 
 
-_UNREAD = object()  # is_dead reads the job's status itself
-
-
-def is_dead(task: GenerationTask, status: JobStatus | None | object = _UNREAD) -> bool:
-    """Whether a PENDING/PROGRESS task's worker is gone. Redis errors count as 'not known dead'.
-    ``status``: its RQ job's, when the caller has just read it (None: RQ no longer knows it)."""
-    now = utcnow()
+def is_dead(task: GenerationTask) -> bool:
+    """Whether a PENDING/PROGRESS task's worker is gone. Redis errors count as 'not known dead'."""
     if not _status_matters(task):
         return False
-    if status is _UNREAD:
-        try:
-            status = _job_status(task.id)
-        except RedisError:
-            status = JobStatus.STARTED
+    try:
+        status = _job_status(task.id)
+    except RedisError:
+        status = JobStatus.STARTED
+    return _dead_with(task, status)
+
+
+def _dead_with(task: GenerationTask, status: JobStatus | None) -> bool:
+    """``is_dead`` given its RQ job's status (None: RQ no longer knows the job)."""
     if status in DEAD_JOB_STATUSES:
         return True
     if task.state == TaskState.PROGRESS:
         stale = timedelta(seconds=current_app.config["HEARTBEAT_STALE_SECONDS"])
-        return (task.heartbeat_at or task.started_at or task.created_at) < now - stale
-    return status is None and task.created_at < now - PENDING_GRACE
+        return (task.heartbeat_at or task.started_at or task.created_at) < utcnow() - stale
+    return status is None and task.created_at < utcnow() - PENDING_GRACE
 
 
 def fail_task(task: GenerationTask, error: str = TASK_ERROR) -> None:
@@ -121,12 +112,11 @@ def check_task(task: GenerationTask) -> None:
         reconcile(task)
 
 
-def checked_view(task: GenerationTask) -> tuple[TaskSummary, list[QueueItem], str]:
+def checked_view(task: GenerationTask) -> TaskView:
     """``check_task``, then ``readout.task_view``: a running task's RQ job status is read in the
     same Redis round trip as its snapshot (a stream opening's reads of Redis were three)."""
     if not (task.running and _status_matters(task)):
-        check_task(task)
-        return task_view(task)
+        return task_view(task)  # nothing for check_task to look at
     try:
         snapshot, raw = progress_store().snapshot_and_status(task.id, task.image_ids, Job.key_for(task.id))
     except RedisError:
@@ -136,7 +126,7 @@ def checked_view(task: GenerationTask) -> tuple[TaskSummary, list[QueueItem], st
         status = JobStatus(raw) if raw else None
     except ValueError:  # a status this RQ does not know: not known dead
         status = JobStatus.STARTED
-    if is_dead(task, status):
+    if _dead_with(task, status):
         fail_task(task)
         return task_view(task)
     return task_view(task, snapshot)
