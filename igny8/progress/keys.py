@@ -13,6 +13,9 @@ _EVENTS_SUFFIX = ":events"
 # that falls a little behind (one that falls further reads the task streams instead).
 NOTICES_KEY = f"{PREFIX}:notices"
 NOTICES_MAXLEN = 10_000
+# Where each notice is also published, with its id and the previous notice's: "<id>\n<previous
+# id>\n<field>\n<value>..." (streaming/notices.py reads it).
+NOTICES_CHANNEL = f"{PREFIX}:notices:live"
 
 # Per account, the ``image`` and ``task`` events of all its tasks (the account stream, GET
 # /api/v1/events): {t: task id, i: the event's id in the task's stream, event, data (with task_id,

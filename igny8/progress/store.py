@@ -2,13 +2,14 @@
 
 Every change is written by one atomic script (``_WRITE``): the hash update, an entry in the
 task's Redis stream, and a change notice on the shared notices stream that carries the event
-itself (with the id it got in the task's stream). The task's stream is the log that SSE clients
-resume from: a reader takes a snapshot together with the stream's last id in one transaction,
-then follows the events after that id, so no update can fall between the snapshot and the live
-events, and ``Last-Event-ID`` is simply a stream id. The notice lets each web process's
-listener deliver the event without a second read (streaming/hub.py). ``image`` and ``task``
-events also go, in the same script, to the capped stream of the task's account, which the
-account stream (GET /api/v1/events, streaming/account.py) follows and resumes from.
+itself (with the id it got in the task's stream), also published on a channel. The task's
+stream is the log that SSE clients resume from: a reader takes a snapshot together with the
+stream's last id in one transaction, then follows the events after that id, so no update can
+fall between the snapshot and the live events, and ``Last-Event-ID`` is simply a stream id. The
+notice lets each web process's listener deliver the event without a second read
+(streaming/hub.py). ``image`` and ``task`` events also go, in the same script, to the capped
+stream of the task's account, which the account stream (GET /api/v1/events,
+streaming/account.py) follows and resumes from.
 
 Redis is a cache of progress, not the truth: every write tolerates a Redis outage (the database
 row is written by the job regardless), and readers fall back to the database.
@@ -30,6 +31,7 @@ from .keys import (
     ACCOUNT_EVENTS_MAXLEN,
     ACCOUNT_EVENTS_SUFFIX,
     ACCOUNT_PREFIX,
+    NOTICES_CHANNEL,
     NOTICES_KEY,
     NOTICES_MAXLEN,
     account_events_key,
@@ -44,13 +46,15 @@ log = logging.getLogger(__name__)
 
 # KEYS: the hash, the task's event stream, the notices stream, the task's hash, more keys to expire
 # with them. ARGV: ttl, stream maxlen, notices maxlen, task id, event name, event data, account
-# stream maxlen, account stream ttl, account stream key prefix and suffix, then hash field/value pairs.
+# stream maxlen, account stream ttl, account stream key prefix and suffix, the notices channel,
+# then hash field/value pairs. The notice is also published on the channel, after its id and the
+# previous notice's (so a listener can tell that it missed one: streaming/notices.py).
 # ``image`` and ``task`` events also go to the account's stream (the account id is read from the
 # task's hash), their data given ``task_id`` (and ``run_id`` when the task's hash has one) if it
 # lacks them; the notice then names the account and that entry ("a", "ai", and "ad" when the
 # account's data differs).
 _WRITE = """
-if #ARGV > 10 then redis.call('HSET', KEYS[1], unpack(ARGV, 11)) end
+if #ARGV > 11 then redis.call('HSET', KEYS[1], unpack(ARGV, 12)) end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[5], 'data', ARGV[6])
 local notice = {'t', ARGV[4], 'i', id, 'event', ARGV[5], 'data', ARGV[6]}
 local account = false
@@ -75,7 +79,11 @@ if account and account ~= '' and account ~= '0' then
   table.insert(notice, 'ai'); table.insert(notice, aid)
   if data ~= ARGV[6] then table.insert(notice, 'ad'); table.insert(notice, data) end
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(notice))
+local previous = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local nid = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(notice))
+previous = previous[1] and previous[1][1] or '0-0'
+local nl = string.char(10)
+redis.call('PUBLISH', ARGV[11], nid .. nl .. previous .. nl .. table.concat(notice, nl))
 for i = 1, #KEYS do
   if i ~= 3 and i ~= 4 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 end
@@ -107,7 +115,8 @@ class ProgressStore:
         Redis is down."""
         entry = event.entry()
         args: list[Any] = [ttl, STREAM_MAXLEN, NOTICES_MAXLEN, task_id, entry["event"], entry["data"],
-                           ACCOUNT_EVENTS_MAXLEN, ACCOUNT_EVENTS_TTL, ACCOUNT_PREFIX, ACCOUNT_EVENTS_SUFFIX]
+                           ACCOUNT_EVENTS_MAXLEN, ACCOUNT_EVENTS_TTL, ACCOUNT_PREFIX, ACCOUNT_EVENTS_SUFFIX,
+                           NOTICES_CHANNEL]
         for name, value in fields.items():
             args += [name, value]
         keys = [key, events_key(task_id), NOTICES_KEY, task_key(task_id), *extra_keys]

@@ -3,11 +3,12 @@
 Subscribers hold only a queue: the number of Redis connections is constant, whatever the number
 of streams. The listener does not watch the streams of the tasks themselves: every progress
 write also appends a notice to one shared stream (``NOTICES_KEY``, in the same atomic write as
-the event) that carries the task's id, the event and its id in the task's stream. The listener
-blocks on that one stream and hands each notice of a task this process watches to its
-subscribers — a wake-up costs in proportion to the events that arrived (one read, whatever the
-number of watched tasks), and a new subscription costs one XRANGE (its catch-up), not a re-read
-of every watched stream.
+the event) that carries the task's id, the event and its id in the task's stream, and publishes
+it. The listener is a subscriber of those notices (streaming/notices.py: in order, without a
+gap) and hands each notice of a task this process watches to its subscribers — a wake-up costs
+in proportion to the events that arrived (it sends nothing to Redis, whatever the number of
+watched tasks), and a new subscription costs one XRANGE (its catch-up), not a re-read of every
+watched stream.
 
 No event is lost or duplicated: the hub keeps one cursor per task and delivers (and advances
 the cursor) only under its lock, skipping what it already delivered — an event can arrive both
@@ -15,8 +16,9 @@ in a catch-up and in its notice. A new task is caught up at subscription (XRANGE
 subscriber's snapshot id), after the hub noted the notices stream's position, so an event is
 either in that catch-up or announced by a later notice. A subscriber that joins a watched task
 with an older id gets what it missed (XRANGE up to the cursor) before live events. Should the
-listener fall so far behind that notices were trimmed (it then reads a full batch), or come
-back after an outage, it reads every watched stream from its cursor once.
+listener miss so many notices that some may have been trimmed (it then reads a full batch from
+the notices stream), or come back after an outage, it reads every watched stream from its
+cursor once.
 
 Redis going away does not end the subscriptions: the hub keeps its cursors, retries, and once
 Redis answers again it checks each task's stream. Where every event after the cursor is still
@@ -44,10 +46,10 @@ from redis.exceptions import RedisError
 
 from ..progress.events import CLOSING, RESYNC, TaskEvent, event_id_tuple
 from ..progress.keys import NOTICES_KEY, account_events_key, events_key
+from .notices import Notice, NoticeFeed
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5  # between attempts to reach Redis again
-NOTICE_BATCH = 2000  # notices read at once; a full batch means "read everything" (see above)
 
 
 def _exclusive(event_id: str) -> str:
@@ -76,11 +78,7 @@ class StreamHub:
     def __init__(self, redis_url: str, block_ms: int = 5000) -> None:
         options = {"decode_responses": True, "socket_connect_timeout": 5, "socket_timeout": (block_ms / 1000) + 10,
                    "health_check_interval": 30}
-        self.redis = Redis.from_url(redis_url, **options)  # catch-ups at subscription, recovery
-        # The listener's own connection, kept: a pool checkout per wake-up (a readiness poll of the
-        # socket, a timeout armed and disarmed) cost more than the read itself — a third of the
-        # process's CPU at 2,000 events a second.
-        self.listener_redis = Redis.from_url(redis_url, single_connection_client=True, **options)
+        self.redis = Redis.from_url(redis_url, **options)  # catch-ups at subscription, recovery, the feed
         self.block_ms = block_ms
         self.lock = threading.Lock()
         self.subscribers: dict[str, set[Subscriber]] = defaultdict(set)  # by stream key
@@ -158,44 +156,53 @@ class StreamHub:
             self.thread.start()
 
     def _run(self) -> None:
-        while True:
-            with self.lock:
-                if not self.subscribers:
-                    self.thread, self.notice_cursor = None, None
-                    return
-            try:
-                if self.down_since is not None:
-                    self._recover()
-                notices = self._notices()
-                with self.lock:
-                    if notices:
-                        self.notice_cursor = notices[-1][0]
-                    if self.read_all or len(notices) >= NOTICE_BATCH:
-                        targets, self.read_all = dict(self.cursors), False
-                    else:
-                        targets = self._deliver_notices(notices)
-                if targets:
-                    self._read(targets)
-            except RedisError as exc:
-                if self._mark_down():
-                    log.warning("stream hub lost Redis (%s); streams stay open and resume when it answers", exc)
-                threading.Event().wait(RETRY_SECONDS)
-                continue
+        feed = NoticeFeed(self.redis, self.block_ms)
+        try:
+            while self._listen(feed):
+                pass
+        finally:
+            feed.close()
 
-    def _notices(self) -> list:
-        """The next change notices (blocking up to ``block_ms``); none when every watched stream
-        is to be read anyway."""
+    def _listen(self, feed: NoticeFeed) -> bool:
+        """One wake-up of the listener: the notices that arrived, delivered. False when no stream
+        is watched any more (the listener ends; the next subscription starts another)."""
+        with self.lock:
+            if not self.subscribers:
+                self.thread, self.notice_cursor = None, None
+                return False
+        try:
+            if self.down_since is not None:
+                self._recover()
+            notices, complete = self._notices(feed)
+            with self.lock:
+                if notices:
+                    self.notice_cursor = notices[-1][0]
+                if self.read_all or not complete:
+                    targets, self.read_all = dict(self.cursors), False
+                else:
+                    targets = self._deliver_notices(notices)
+            if targets:
+                self._read(targets)
+        except RedisError as exc:
+            feed.close()
+            if self._mark_down():
+                log.warning("stream hub lost Redis (%s); streams stay open and resume when it answers", exc)
+            threading.Event().wait(RETRY_SECONDS)
+        return True
+
+    def _notices(self, feed: NoticeFeed) -> tuple[list[Notice], bool]:
+        """The next change notices (waiting up to ``block_ms``) and whether they are complete;
+        none when every watched stream is to be read anyway."""
         with self.lock:
             if self.notice_cursor is None:  # its position was never read (Redis away at subscription)
                 last = self.redis.xrevrange(NOTICES_KEY, "+", "-", count=1)
                 self.notice_cursor, self.read_all = (last[0][0] if last else "0-0"), True
             if self.read_all:
-                return []
+                return [], True
             cursor = self.notice_cursor
-        answer = self.listener_redis.xread({NOTICES_KEY: cursor}, block=self.block_ms, count=NOTICE_BATCH)
-        return answer[0][1] if answer else []
+        return feed.next(cursor)
 
-    def _deliver_notices(self, notices: list) -> dict[str, str]:
+    def _deliver_notices(self, notices: list[Notice]) -> dict[str, str]:
         """Deliver the events the notices carry to the watched streams, in order; returns the
         streams that must be read instead (a notice without its event, from an older writer:
         that stream's later notices are then covered by the read). Called with the lock held."""
