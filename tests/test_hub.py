@@ -40,6 +40,15 @@ def _received(sub: Subscriber, until: int, timeout: float = 30.0) -> list[int]:
     return seen
 
 
+def _watched(hub: StreamHub, store: ProgressStore, count: int) -> dict[str, Subscriber]:
+    """``count`` new tasks, each with one event, subscribed from after it (as a stream would)."""
+    subs = {}
+    for task_id in (uuid.uuid4().hex for _ in range(count)):
+        store.write_image(task_id, _item(0))
+        subs[task_id] = hub.subscribe(task_id, _last_id(store.redis, task_id))
+    return subs
+
+
 @pytest.fixture
 def store(redis_server) -> ProgressStore:  # noqa: ANN001
     redis = Redis.from_url(redis_server.url, decode_responses=True)
@@ -101,11 +110,8 @@ def test_a_listener_that_falls_behind_reads_every_watched_stream_once(store, red
     monkeypatch.setattr(notices_module, "NOTICE_BATCH", 3)
     monkeypatch.setattr(notices_module, "NOTICES_CHANNEL", "igny8:elsewhere")  # hears none of them
     hub = StreamHub(redis_server.url, block_ms=500)
-    tasks = [uuid.uuid4().hex for _ in range(20)]
-    subs = {}
-    for task_id in tasks:
-        store.write_image(task_id, _item(0))
-        subs[task_id] = hub.subscribe(task_id, _last_id(store.redis, task_id))
+    subs = _watched(hub, store, 20)
+    tasks = list(subs)
     for seq in range(1, 11):
         for task_id in tasks:
             store.write_image(task_id, _item(seq))
@@ -119,11 +125,8 @@ def test_a_new_watcher_costs_one_read_of_its_own_stream_and_an_event_costs_none(
     and the events of the watched tasks reach the listener without it sending a read — whatever
     number of tasks is watched (it only checks the notices stream's last id when quiet)."""
     hub = StreamHub(redis_server.url + "?client_name=hub-under-watch", block_ms=300)
-    watched = [uuid.uuid4().hex for _ in range(200)]
-    subs = {}
-    for task_id in watched:
-        store.write_image(task_id, _item(0))
-        subs[task_id] = hub.subscribe(task_id, _last_id(store.redis, task_id))
+    subs = _watched(hub, store, 200)
+    watched = list(subs)
     time.sleep(0.5)
     commands: list[tuple[str, str]] = []  # (client address, command)
     stop = threading.Event()
@@ -188,13 +191,10 @@ def test_notices_from_an_older_writer_without_their_event_are_read_from_the_task
 
 def test_notices_published_while_the_listener_reconnects_arrive_once_and_in_order(store, redis_server):
     """Redis drops the listener's subscription (a restart of the connection, an output buffer
-    overrun): what was published meanwhile is read from the notices stream."""
+    overrun): what was published meanwhile is read from Redis once it is subscribed again."""
     hub = StreamHub(redis_server.url, block_ms=300)
-    tasks = [uuid.uuid4().hex for _ in range(20)]
-    subs = {}
-    for task_id in tasks:
-        store.write_image(task_id, _item(0))
-        subs[task_id] = hub.subscribe(task_id, _last_id(store.redis, task_id))
+    subs = _watched(hub, store, 20)
+    tasks = list(subs)
     time.sleep(0.4)
     for seq in range(1, 31):
         if seq % 10 == 0:  # once subscribed again, the subscription drops again
