@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
@@ -121,13 +122,31 @@ class WebProcess:
         self.log.close()
 
 
+def _closing(app: Flask) -> Callable[..., Iterator[bytes]]:
+    """The app, with each response's ``close()`` called however its sending ends. werkzeug's
+    development server drains the request after sending and skips ``close()`` when that read finds
+    the client's reset (a browser dropping an image response): a sent file stayed open. A
+    generator's ``finally`` runs when it is closed or collected; gunicorn needs none of this."""
+
+    def wsgi(environ: dict, start_response: Callable) -> Iterator[bytes]:
+        body = app(environ, start_response)
+        try:
+            yield from body
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return wsgi
+
+
 class LiveServer:
     """The app served by a real threaded HTTP server on 127.0.0.1 (for streams and browsers)."""
 
     def __init__(self, app: Flask) -> None:
         from werkzeug.serving import make_server
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, _closing(app), threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -141,5 +160,5 @@ class LiveServer:
         from igny8.streaming.hub import get_hub
 
         self.server.shutdown()
-        get_hub(self.server.app.config["REDIS_URL"]).close_all()
+        get_hub(self.app.config["REDIS_URL"]).close_all()
         self.thread.join(10)
