@@ -13,6 +13,7 @@ import pytest
 from igny8.media.convert import ImageDecodeError, convert
 from igny8.providers import DEFAULT_MODELS, MODELS, PROVIDERS, RETIRED_MODELS, get_provider, retired_model_message
 from igny8.providers.base import ImageProvider, ProviderError, parse_retry_after
+from igny8.providers.local_provider import _font
 from igny8.providers.runware_provider import RunwareProvider
 from tests.support.provider_calls import OPENAI_KEY, RUNWARE_KEY, failure, opened, request_for
 from tests.support.provider_servers import FakeOpenAI, FakeRunware
@@ -261,6 +262,16 @@ def test_local_renders_a_labelled_placeholder_without_network(image_type, size):
     generated = provider.generate(request_for(provider, image_type))
     assert time.perf_counter() - started < 0.5
     assert opened(generated.data).size == size and generated.cost == 0.0 and generated.provider == "local"
+
+
+def test_local_draws_the_letters_of_prompts_in_other_languages():
+    """Each letter its own glyph, not the box of a missing one (Pillow's built-in font drew every
+    accented letter as the same box)."""
+    font = _font(24)
+    missing = bytes(font.getmask("\U0010fffd"))  # a private-use code point: no font draws it
+    for letter in "éèñüßçøłőžąЖ€":
+        assert bytes(font.getmask(letter)) != missing, letter
+    assert bytes(font.getmask("é")) != bytes(font.getmask("è"))
 
 
 def test_local_same_prompt_same_picture_and_latency_gives_one_preview():

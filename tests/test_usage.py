@@ -103,6 +103,8 @@ def test_the_usage_page_shows_the_month_the_chart_and_the_banner_at_80_percent(w
     assert bad.status_code == 400 and "from must be a date as YYYY-MM-DD." in bad.get_data(as_text=True)
     writer.configure(monthly_budget=None)
     assert 'id="budget-banner"' not in writer.client.get("/writer/images").get_data(as_text=True)
+    month = " ".join(writer.client.get("/writer/usage").get_data(as_text=True).split())
+    assert "$0.1050</strong> spent. No monthly budget: set one in" in month
     assert contents
 
 

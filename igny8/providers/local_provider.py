@@ -2,7 +2,9 @@
 
 It draws a gradient whose colours come from a hash of the prompt (the same prompt always gives the
 same picture), a large "PLACEHOLDER · no AI" label so nobody mistakes it for a real image, and
-the prompt itself. It lets the demo and the tests run the whole pipeline without a provider.
+the prompt itself, in DejaVu Sans (vendored in ``fonts/``: Pillow's built-in font draws ASCII
+only, so a prompt in Portuguese or German showed boxes for its accents). It lets the demo and the
+tests run the whole pipeline without a provider.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import textwrap
 import time
 from functools import lru_cache
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -21,6 +24,7 @@ from .base import GeneratedImage, ImageProvider, ImageRequest, PartialCallback
 LABEL = "PLACEHOLDER · no AI"
 PIL_FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG"}
 PREVIEW_WIDTH = 192
+FONT = Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"
 
 
 class LocalProvider(ImageProvider):
@@ -78,8 +82,8 @@ def _ramp(width: int, height: int) -> Image.Image:
 
 
 @lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONT), size)
 
 
 def _draw_text(image: Image.Image, prompt: str) -> None:
